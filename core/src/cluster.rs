@@ -1,0 +1,57 @@
+//! What a node knows about its cluster: the answer of `cluster.Cluster/Status`.
+
+use serde::{Deserialize, Serialize};
+
+/// The role of a member in the Raft group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Accepts writes and replicates them.
+    Leader,
+    /// Votes and replicates.
+    Follower,
+    /// Campaigning for leadership.
+    Candidate,
+    /// Replicates without a vote.
+    Learner,
+}
+
+impl Role {
+    /// The lower-case name (`"leader"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Leader => "leader",
+            Self::Follower => "follower",
+            Self::Candidate => "candidate",
+            Self::Learner => "learner",
+        }
+    }
+}
+
+/// One member of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// The node id.
+    pub id: u64,
+    /// The peer address (`host:port`).
+    pub address: String,
+    /// Its role, as this node sees it.
+    pub role: Role,
+}
+
+/// The cluster as one node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The node answering.
+    pub node_id: u64,
+    /// The current leader, if one is known.
+    pub leader: Option<u64>,
+    /// The current Raft term.
+    pub term: u64,
+    /// Every member, voters and learners.
+    pub members: Vec<Member>,
+    /// The index of the last committed log entry.
+    pub commit_index: u64,
+    /// The index of the last applied log entry.
+    pub applied_index: u64,
+}

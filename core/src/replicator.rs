@@ -1,0 +1,157 @@
+//! The [`Replicator`] port: how services change and read the replicated state.
+//!
+//! ```text
+//! actor --propose(Command)--> Replicator --(Raft: commit on a majority, fsync)--> apply
+//!       <------ Response -----------------------------------------------------------+
+//! actor --read_barrier()--> (read index: this node has applied all committed writes)
+//!       --reader().store_read(..)--> local applied state
+//! ```
+//!
+//! `micro-cluster` implements it with openraft; [`MemReplicator`] applies directly and
+//! serves tests of the layers above.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use crate::clock::Clock;
+use crate::cluster::{ClusterStatus, Member, Role};
+use crate::error::{Code, HasCode};
+use crate::kv::{KvBackend, MemKvBackend};
+use crate::state::{Command, Request, Response, StateReader, apply};
+
+/// A boxed, sendable future (ports are object-safe, so they return these).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a proposal or read barrier failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicaError {
+    /// No leader is known or reachable now; the request was not applied. Retry.
+    #[error("no leader: {0}")]
+    NoLeader(String),
+    /// The request may or may not have been applied (the node lost track of it).
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+    /// The node is shutting down.
+    #[error("node is shutting down")]
+    ShuttingDown,
+    /// Storage failed; the node cannot go on.
+    #[error("storage failure: {0}")]
+    Fatal(String),
+}
+
+impl HasCode for ReplicaError {
+    fn code(&self) -> Code {
+        match self {
+            Self::NoLeader(_) | Self::ShuttingDown => Code::Unavailable,
+            Self::Unknown(_) => Code::Timeout,
+            Self::Fatal(_) => Code::Internal,
+        }
+    }
+}
+
+/// Replicates commands and serves reads of the replicated state.
+///
+/// # Contract
+/// - `propose` resolves with the command's [`Response`] only once the command is
+///   committed by a majority, durable on their disks, and applied on this node.
+/// - `read_barrier` resolves once this node has applied every write committed before the
+///   call (linearizable reads then read [`Replicator::reader`]).
+/// - Both are cancellation-safe from the caller's side: dropping the future leaves the
+///   outcome of a proposal unknown, never half-applied.
+pub trait Replicator: Send + Sync + Debug + 'static {
+    /// Proposes a command; see the contract above.
+    fn propose(&self, command: Command) -> BoxFuture<'static, Result<Response, ReplicaError>>;
+
+    /// Waits until local reads are linearizable.
+    fn read_barrier(&self) -> BoxFuture<'static, Result<(), ReplicaError>>;
+
+    /// Reads of the locally applied state.
+    fn reader(&self) -> StateReader;
+
+    /// How this node sees the cluster.
+    fn status(&self) -> ClusterStatus;
+}
+
+/// A single-node replicator that applies each proposal at once to an in-memory backend.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use micro_core::replicator::{MemReplicator, Replicator};
+/// use micro_core::state::{Command, Response};
+///
+/// let replicator = MemReplicator::new(Arc::new(micro_core::SystemClock));
+/// assert_eq!(replicator.propose(Command::Tick).await.unwrap(), Response::Ticked { purged: 0 });
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct MemReplicator {
+    kv: Arc<MemKvBackend>,
+    clock: Arc<dyn Clock>,
+    applied: Mutex<u64>,
+}
+
+impl MemReplicator {
+    /// A replicator over a fresh in-memory backend, stamping commands with `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            kv: Arc::new(MemKvBackend::new()),
+            clock,
+            applied: Mutex::new(0),
+        }
+    }
+
+    fn apply_now(&self, command: Command) -> Result<Response, ReplicaError> {
+        // The lock serializes apply+write, as the Raft log serializes entries.
+        let mut applied = self
+            .applied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let request = Request {
+            at_ms: self.clock.now_ms(),
+            command,
+        };
+        let out = apply(self.kv.as_ref(), &request).map_err(|e| ReplicaError::Fatal(e.0))?;
+        self.kv
+            .write(out.batch)
+            .map_err(|e| ReplicaError::Fatal(e.0))?;
+        *applied += 1;
+        Ok(out.response)
+    }
+}
+
+impl Replicator for MemReplicator {
+    fn propose(&self, command: Command) -> BoxFuture<'static, Result<Response, ReplicaError>> {
+        let result = self.apply_now(command);
+        Box::pin(async move { result })
+    }
+
+    fn read_barrier(&self) -> BoxFuture<'static, Result<(), ReplicaError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn reader(&self) -> StateReader {
+        StateReader::new(self.kv.clone())
+    }
+
+    fn status(&self) -> ClusterStatus {
+        let applied = *self
+            .applied
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        ClusterStatus {
+            node_id: 1,
+            leader: Some(1),
+            term: 1,
+            members: vec![Member {
+                id: 1,
+                address: "memory".to_owned(),
+                role: Role::Leader,
+            }],
+            commit_index: applied,
+            applied_index: applied,
+        }
+    }
+}

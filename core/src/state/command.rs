@@ -1,0 +1,53 @@
+//! The entries of the replicated log.
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Record, TablePath};
+
+/// A change to the replicated state. Every variant is validated before it is proposed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Moves log time forward and purges what has expired.
+    Tick,
+    /// Writes a record; `record.expiry_secs` is its time to live.
+    StorePut {
+        /// Where the record lives.
+        path: TablePath,
+        /// The record.
+        record: Record,
+    },
+    /// Deletes a record if it exists.
+    StoreDelete {
+        /// Where the record lives.
+        path: TablePath,
+        /// Its key.
+        key: String,
+    },
+}
+
+/// A log entry's payload: a command stamped with the proposing leader's wall time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// The leader's wall time when it proposed the command (Unix ms).
+    pub at_ms: u64,
+    /// The change.
+    pub command: Command,
+}
+
+/// The result of applying one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Response {
+    /// Applied; nothing to report.
+    #[default]
+    Done,
+    /// A delete was applied; `existed` says whether a live record was removed.
+    Deleted {
+        /// Whether the key held a record.
+        existed: bool,
+    },
+    /// A tick was applied and purged this many expired records.
+    Ticked {
+        /// Records purged.
+        purged: u64,
+    },
+}
