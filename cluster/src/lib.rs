@@ -1,1 +1,56 @@
-//! placeholder
+//! # micro-cluster
+//!
+//! Replication of a Micro node's durable state through Raft (openraft 0.9), on RocksDB in
+//! production and on memory in tests and simulation. It implements micro-core's
+//! [`Replicator`](micro_core::replicator::Replicator) port with [`RaftNode`].
+//!
+//! ```text
+//!  propose(Command) ─> RaftNode ─> openraft ─> KvLogStore.append ─> kv.write (no fsync)
+//!                                      │                  └─> Flusher: one fsync for all
+//!                                      │                      pending appends (group commit)
+//!                                      └─ committed ─> KvStateMachine.apply ─> core::state::apply
+//! ```
+//!
+//! Storage is written once, against micro-core's `KvBackend`: [`RocksKvBackend`] (feature
+//! `rocksdb`) and `MemKvBackend` both pass the same conformance suites (micro-core's and
+//! openraft's own storage suite), so what the simulation tests is what production runs.
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use micro_core::kv::MemKvBackend;
+//! use micro_core::replicator::Replicator;
+//! use micro_core::state::{Command, Response};
+//! use micro_cluster::{RaftNode, RaftNodeConfig};
+//!
+//! let node = RaftNode::start(RaftNodeConfig::single(1, "127.0.0.1:8085"),
+//!     Arc::new(MemKvBackend::new()), Arc::new(micro_core::SystemClock)).await.unwrap();
+//! assert!(matches!(node.propose(Command::Tick).await, Ok(Response::Ticked { .. })));
+//! node.shutdown().await;
+//! # });
+//! ```
+
+mod codec;
+mod config;
+mod error;
+mod flusher;
+mod log_store;
+mod network;
+mod node;
+#[cfg(feature = "rocksdb")]
+mod rocks;
+mod runtime;
+mod state_machine;
+mod type_config;
+
+pub use config::RaftNodeConfig;
+pub use error::ClusterError;
+pub use flusher::Flusher;
+pub use log_store::KvLogStore;
+pub use network::NoPeerNetwork;
+pub use node::RaftNode;
+#[cfg(feature = "rocksdb")]
+pub use rocks::RocksKvBackend;
+pub use runtime::SeededRuntime;
+pub use state_machine::KvStateMachine;
+pub use type_config::TypeConfig;

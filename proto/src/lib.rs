@@ -1,1 +1,78 @@
-//! placeholder
+//! # micro-proto
+//!
+//! The wire contract of Micro in Rust: the `.proto` files of Micro v3 (packages `store`,
+//! `debug`, `errors`) and ours (`cluster`), the prost/tonic code generated from them at
+//! build time by protox (no system `protoc`), the encoded descriptor set for reflection,
+//! and the conversions between wire and domain types, errors included.
+//!
+//! ```text
+//!  client ──/store.Store/Write──> proxy: pb::store::WriteRequest ─convert─> core::store::Record
+//!  client <──tonic::Status───────  proxy: core StoreError ─status_from_error─> Status + errors.Error
+//! ```
+//!
+//! ```
+//! use micro_core::{Code, MicroError};
+//! let status = micro_proto::status_from_micro(&MicroError::new("store", Code::NotFound, "no foo"));
+//! assert_eq!(status.code(), tonic::Code::NotFound);
+//! assert_eq!(micro_proto::micro_from_status("store", &status).detail, "no foo");
+//! ```
+
+mod convert;
+mod status;
+
+pub use convert::{
+    cluster_status_to_wire, list_options, read_options, record_from_wire, record_to_wire,
+};
+pub use status::{micro_from_status, status_from_error, status_from_micro};
+
+/// The encoded `FileDescriptorSet` of every `.proto` file of this crate, for reflection
+/// and JSON transcoding.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
+
+/// Package `store`: `/store.Store/*` and `/store.BlobStore/*`.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
+pub mod store {
+    tonic::include_proto!("store");
+}
+
+/// Package `debug`: `/<service>.Debug/{Health,Stats,Log,Trace}`.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
+pub mod debug {
+    tonic::include_proto!("debug");
+}
+
+/// Package `errors`: the micro error carried as a gRPC status detail.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
+pub mod errors {
+    tonic::include_proto!("errors");
+}
+
+/// Package `cluster` (ours): `/cluster.Cluster/Status`.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
+pub mod cluster {
+    tonic::include_proto!("cluster");
+}

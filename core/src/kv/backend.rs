@@ -18,11 +18,19 @@ pub enum Space {
     Meta,
     /// The store service: records, their expiry index and the catalogue.
     Store,
+    /// The latest state-machine snapshot (kept so it can be sent to a lagging peer).
+    Snapshot,
 }
 
 impl Space {
     /// Every space, in a fixed order.
-    pub const ALL: [Self; 4] = [Self::Log, Self::Raft, Self::Meta, Self::Store];
+    pub const ALL: [Self; 5] = [
+        Self::Log,
+        Self::Raft,
+        Self::Meta,
+        Self::Store,
+        Self::Snapshot,
+    ];
 
     /// The spaces that make up the replicated state machine (what a snapshot carries).
     pub const STATE: [Self; 2] = [Self::Meta, Self::Store];
@@ -34,6 +42,7 @@ impl Space {
             Self::Raft => "raft",
             Self::Meta => "meta",
             Self::Store => "store",
+            Self::Snapshot => "snapshot",
         }
     }
 }

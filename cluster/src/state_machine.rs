@@ -1,0 +1,271 @@
+//! [`KvStateMachine`]: the replicated state machine on a `KvBackend`.
+//!
+//! Each entry is applied by micro-core's pure `apply` and written in one batch together
+//! with the last-applied log id (and membership), so the state and its position in the
+//! log never disagree, even across a crash. The state is not fsynced per entry: the log
+//! is, and entries after the last durable `last_applied` are re-applied on restart.
+//!
+//! Snapshots carry every state space (`Meta`, `Store`). They are copied while the state
+//! machine is paused between entries (`get_snapshot_builder`), so each is consistent,
+//! then written to space `Snapshot` and synced before openraft purges the log behind it.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use micro_core::kv::{KeyRange, KvBackend, ScanOrder, Space, WriteBatch};
+use micro_core::state::{Response, apply};
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{decode, encode};
+use crate::{Flusher, TypeConfig};
+
+const LAST_APPLIED_KEY: &[u8] = b"raft_last_applied";
+const MEMBERSHIP_KEY: &[u8] = b"raft_membership";
+const SNAPSHOT_KEY: &[u8] = b"current";
+
+type StorageResult<T> = Result<T, StorageError<u64>>;
+type Membership = StoredMembership<u64, openraft::BasicNode>;
+
+/// The contents of a snapshot: every key of every state space.
+#[derive(Debug, Serialize, Deserialize)]
+struct SnapshotData {
+    spaces: Vec<(Space, Vec<(Vec<u8>, Vec<u8>)>)>,
+}
+
+/// A snapshot as kept in space `Snapshot`.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta<u64, openraft::BasicNode>,
+    data: Vec<u8>,
+}
+
+/// The state machine of one node on a [`KvBackend`].
+#[derive(Debug, Clone)]
+pub struct KvStateMachine {
+    kv: Arc<dyn KvBackend>,
+    flusher: Flusher,
+}
+
+impl KvStateMachine {
+    /// A state machine on `kv`, made durable by `flusher`.
+    pub fn new(kv: Arc<dyn KvBackend>, flusher: Flusher) -> Self {
+        Self { kv, flusher }
+    }
+
+    fn applied(&self) -> StorageResult<(Option<LogId<u64>>, Membership)> {
+        let read = |key: &[u8]| {
+            self.kv
+                .get(Space::Meta, key)
+                .map_err(|e| StorageIOError::read_state_machine(&e))
+        };
+        let last_applied = match read(LAST_APPLIED_KEY)? {
+            Some(b) => decode(&b).map_err(StorageIOError::read_state_machine)?,
+            None => None,
+        };
+        let membership = match read(MEMBERSHIP_KEY)? {
+            Some(b) => decode(&b).map_err(StorageIOError::read_state_machine)?,
+            None => Membership::default(),
+        };
+        Ok((last_applied, membership))
+    }
+
+    fn apply_one(&self, entry: &Entry<TypeConfig>) -> StorageResult<Response> {
+        let mut batch = WriteBatch::default();
+        let mut response = Response::Done;
+        match &entry.payload {
+            EntryPayload::Blank => {}
+            EntryPayload::Normal(request) => {
+                let applied = apply(self.kv.as_ref(), request)
+                    .map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
+                batch.extend(applied.batch);
+                response = applied.response;
+            }
+            EntryPayload::Membership(membership) => {
+                let stored = Membership::new(Some(entry.log_id), membership.clone());
+                let bytes = encode(&stored).map_err(|e| StorageIOError::apply(entry.log_id, e))?;
+                batch.put(Space::Meta, MEMBERSHIP_KEY.to_vec(), bytes);
+            }
+        }
+        let position =
+            encode(&Some(entry.log_id)).map_err(|e| StorageIOError::apply(entry.log_id, e))?;
+        batch.put(Space::Meta, LAST_APPLIED_KEY.to_vec(), position);
+        self.kv
+            .write(batch)
+            .map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
+        Ok(response)
+    }
+
+    /// Copies every state space: the body of a snapshot.
+    fn dump(&self) -> StorageResult<SnapshotData> {
+        let mut spaces = Vec::new();
+        for space in Space::STATE {
+            let mut pairs = Vec::new();
+            self.kv
+                .scan(
+                    space,
+                    &KeyRange::prefix(b""),
+                    ScanOrder::Asc,
+                    &mut |k, v| {
+                        pairs.push((k.to_vec(), v.to_vec()));
+                        true
+                    },
+                )
+                .map_err(|e| StorageIOError::read_state_machine(&e))?;
+            spaces.push((space, pairs));
+        }
+        Ok(SnapshotData { spaces })
+    }
+
+    async fn save_snapshot(
+        &self,
+        stored: &StoredSnapshot,
+        mut batch: WriteBatch,
+    ) -> StorageResult<()> {
+        let signature = Some(stored.meta.signature());
+        let bytes =
+            encode(stored).map_err(|e| StorageIOError::write_snapshot(signature.clone(), e))?;
+        batch.put(Space::Snapshot, SNAPSHOT_KEY.to_vec(), bytes);
+        self.kv
+            .write(batch)
+            .map_err(|e| StorageIOError::write_snapshot(signature.clone(), &e))?;
+        // openraft purges the log behind a snapshot: the state it covers must be on disk.
+        self.flusher
+            .sync()
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(signature, &e).into())
+    }
+}
+
+/// Builds a snapshot from a copy taken between two entries.
+#[derive(Debug)]
+pub struct KvSnapshotBuilder {
+    machine: KvStateMachine,
+    copy: StorageResult<(SnapshotData, Option<LogId<u64>>, Membership)>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for KvSnapshotBuilder {
+    async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
+        let (data, last_applied, membership) = std::mem::replace(
+            &mut self.copy,
+            Err(
+                StorageIOError::read_state_machine(crate::log_store::any_error(
+                    "snapshot already built",
+                ))
+                .into(),
+            ),
+        )?;
+        let snapshot_id = match last_applied {
+            Some(id) => format!(
+                "{}-{}-{}",
+                id.leader_id.term, id.leader_id.node_id, id.index
+            ),
+            None => "empty".to_owned(),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        let body =
+            encode(&data).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e))?;
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: body.clone(),
+        };
+        self.machine
+            .save_snapshot(&stored, WriteBatch::default())
+            .await?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(body)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for KvStateMachine {
+    type SnapshotBuilder = KvSnapshotBuilder;
+
+    async fn applied_state(&mut self) -> StorageResult<(Option<LogId<u64>>, Membership)> {
+        self.applied()
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Response>>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        entries
+            .into_iter()
+            .map(|entry| self.apply_one(&entry))
+            .collect()
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let copy = self
+            .applied()
+            .and_then(|(last, membership)| Ok((self.dump()?, last, membership)));
+        KvSnapshotBuilder {
+            machine: self.clone(),
+            copy,
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, openraft::BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> StorageResult<()> {
+        let body = snapshot.into_inner();
+        let data: SnapshotData =
+            decode(&body).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), e))?;
+        let mut batch = WriteBatch::default();
+        for space in Space::STATE {
+            // Keys have no upper bound a range could name, so the old state is removed
+            // key by key.
+            self.kv
+                .scan(
+                    space,
+                    &KeyRange::prefix(b""),
+                    ScanOrder::Asc,
+                    &mut |k, _| {
+                        batch.delete(space, k.to_vec());
+                        true
+                    },
+                )
+                .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        }
+        for (space, pairs) in data.spaces {
+            for (key, value) in pairs {
+                batch.put(space, key, value);
+            }
+        }
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data: body,
+        };
+        self.save_snapshot(&stored, batch).await
+    }
+
+    async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
+        let bytes = self
+            .kv
+            .get(Space::Snapshot, SNAPSHOT_KEY)
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        let Some(bytes) = bytes else { return Ok(None) };
+        let stored: StoredSnapshot =
+            decode(&bytes).map_err(|e| StorageIOError::read_snapshot(None, e))?;
+        Ok(Some(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        }))
+    }
+}

@@ -1,0 +1,20 @@
+//! The openraft type configuration of Micro.
+
+// `declare_raft_types!` names the default snapshot type as a bare `Cursor`.
+use std::io::Cursor;
+
+use micro_core::state::{Request, Response};
+
+use crate::runtime::SeededRuntime;
+
+openraft::declare_raft_types!(
+    /// Micro's Raft types: log entries carry a core `Request`, apply returns a core
+    /// `Response`, node ids are `u64`, and the runtime's RNG can be seeded.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = SeededRuntime,
+);

@@ -1,0 +1,27 @@
+//! Compiles the wire contract with protox (pure Rust: no system `protoc`), writes the
+//! encoded descriptor set for reflection and transcoding, and generates prost/tonic code.
+
+use std::path::PathBuf;
+
+use prost::Message;
+
+const FILES: [&str; 4] = [
+    "store/store.proto",
+    "debug/debug.proto",
+    "errors/errors.proto",
+    "cluster/cluster.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    for file in FILES {
+        println!("cargo:rerun-if-changed=proto/{file}");
+    }
+    let descriptors = protox::compile(FILES, ["proto"])?;
+    let out = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(out.join("descriptor.bin"), descriptors.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}
