@@ -1,1 +1,20 @@
-//! placeholder
+//! # micro-gateway
+//!
+//! The edges of a node. For now the gRPC proxy (:8081): it serves the core services'
+//! gRPC contract (`/store.Store/*`, `/debug.Debug/*`, `/cluster.Cluster/*`) by calling
+//! the service actors through their handles. The HTTP API (:8080) joins it later.
+//!
+//! ```text
+//! gRPC client ─> tonic server (injected listener) ─> namespace from `Micro-Namespace`
+//!     ─> StoreHandle (actor) ─> answer, or StoreError ─> micro error in a gRPC status
+//! ```
+//!
+//! The server is built from an injected stream of connections ([`serve_proxy`]), so the
+//! simulation can hand it simulated sockets.
+
+mod proxy;
+
+pub use proxy::{
+    ClusterService, DebugService, MESSAGE_LEN_MAX, NAMESPACE_HEADER, ProxyDeps, StoreService,
+    namespace_of, serve_proxy,
+};

@@ -1,0 +1,13 @@
+//! The gRPC proxy: one tonic server carrying every core service.
+
+mod cluster;
+mod debug;
+mod namespace;
+mod server;
+mod store;
+
+pub use cluster::ClusterService;
+pub use debug::DebugService;
+pub use namespace::{NAMESPACE_HEADER, namespace_of};
+pub use server::{MESSAGE_LEN_MAX, ProxyDeps, serve_proxy};
+pub use store::StoreService;

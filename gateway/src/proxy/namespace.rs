@@ -1,0 +1,43 @@
+//! The namespace of a request.
+
+use micro_core::Namespace;
+
+/// The metadata key carrying the caller's namespace (gRPC keys are lower case).
+pub const NAMESPACE_HEADER: &str = "micro-namespace";
+
+/// The namespace a request names in `Micro-Namespace`, or `micro` when it names none.
+/// A name that breaks the syntax is an `InvalidArgument` status.
+pub fn namespace_of<T>(request: &tonic::Request<T>) -> Result<Namespace, tonic::Status> {
+    let Some(value) = request.metadata().get(NAMESPACE_HEADER) else {
+        return Ok(Namespace::default());
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| tonic::Status::invalid_argument("Micro-Namespace must be ASCII text"))?;
+    if text.is_empty() {
+        return Ok(Namespace::default());
+    }
+    Namespace::new(text).map_err(|e| micro_proto::status_from_error("proxy", &e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_to_micro_and_rejects_bad_names() {
+        let mut request = tonic::Request::new(());
+        assert_eq!(namespace_of(&request).unwrap().as_str(), "micro");
+        request
+            .metadata_mut()
+            .insert(NAMESPACE_HEADER, "team-a".parse().unwrap());
+        assert_eq!(namespace_of(&request).unwrap().as_str(), "team-a");
+        request
+            .metadata_mut()
+            .insert(NAMESPACE_HEADER, "a/b".parse().unwrap());
+        assert_eq!(
+            namespace_of(&request).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+    }
+}

@@ -1,0 +1,58 @@
+//! [`serve_proxy`]: the tonic server of the proxy, on an injected listener.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::Stream;
+use micro_actors::NodeHandles;
+use micro_core::Clock;
+use micro_core::replicator::Replicator;
+use micro_proto::cluster::cluster_server::ClusterServer;
+use micro_proto::debug::debug_server::DebugServer;
+use micro_proto::store::store_server::StoreServer;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tonic::transport::server::Connected;
+
+use crate::{ClusterService, DebugService, StoreService};
+
+/// The largest gRPC message the proxy accepts or sends (a 1 MiB value plus headroom).
+pub const MESSAGE_LEN_MAX: usize = 4 * 1024 * 1024;
+
+/// What the proxy serves from.
+#[derive(Debug, Clone)]
+pub struct ProxyDeps {
+    /// The service actors.
+    pub handles: NodeHandles,
+    /// Cluster status.
+    pub replicator: Arc<dyn Replicator>,
+    /// Wall clock (for `Debug.Stats`).
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Serves the proxy on every connection `incoming` yields until `shutdown` resolves.
+///
+/// Built from a stream of connections rather than an address, so production passes a
+/// tokio `TcpListener` stream and the simulation a simulated one.
+pub async fn serve_proxy<I, IO, IE>(
+    incoming: I,
+    deps: ProxyDeps,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), tonic::transport::Error>
+where
+    I: Stream<Item = Result<IO, IE>>,
+    IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let store = StoreService::new(deps.handles.store.clone());
+    let debug = DebugService::new(deps.clock, &store);
+    tonic::transport::Server::builder()
+        .add_service(
+            StoreServer::new(store)
+                .max_decoding_message_size(MESSAGE_LEN_MAX)
+                .max_encoding_message_size(MESSAGE_LEN_MAX),
+        )
+        .add_service(DebugServer::new(debug))
+        .add_service(ClusterServer::new(ClusterService::new(deps.replicator)))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}

@@ -1,0 +1,162 @@
+//! `store.Store` over the store actor.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::Stream;
+use micro_actors::store::{StoreHandle, TableRef};
+use micro_core::store::StoreError;
+use micro_proto::store as pb;
+use micro_proto::store::store_server::Store;
+use tonic::{Request, Response, Status};
+
+use crate::proxy::namespace_of;
+
+/// Request and error counts, for `Debug.Stats`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) requests: AtomicU64,
+    pub(crate) errors: AtomicU64,
+}
+
+/// The `store.Store` gRPC service.
+#[derive(Debug, Clone)]
+pub struct StoreService {
+    store: StoreHandle,
+    counters: Arc<Counters>,
+}
+
+impl StoreService {
+    /// A service answering from `store`.
+    pub fn new(store: StoreHandle) -> Self {
+        Self {
+            store,
+            counters: Arc::default(),
+        }
+    }
+
+    pub(crate) fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    fn finish<T>(&self, result: Result<T, StoreError>) -> Result<Response<T>, Status> {
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        result.map(Response::new).map_err(|err| {
+            self.counters.errors.fetch_add(1, Ordering::Relaxed);
+            micro_proto::status_from_error("store", &err)
+        })
+    }
+}
+
+type ListStream = Pin<Box<dyn Stream<Item = Result<pb::ListResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Store for StoreService {
+    async fn read(
+        &self,
+        request: Request<pb::ReadRequest>,
+    ) -> Result<Response<pb::ReadResponse>, Status> {
+        let namespace = namespace_of(&request)?;
+        let body = request.into_inner();
+        let result = async {
+            let (database, table, query) = micro_proto::read_options(body.key, body.options)?;
+            let records = self
+                .store
+                .read(TableRef::new(namespace, database, table), query)
+                .await?;
+            Ok(pb::ReadResponse {
+                records: records
+                    .into_iter()
+                    .map(micro_proto::record_to_wire)
+                    .collect(),
+            })
+        };
+        self.finish(result.await)
+    }
+
+    async fn write(
+        &self,
+        request: Request<pb::WriteRequest>,
+    ) -> Result<Response<pb::WriteResponse>, Status> {
+        let namespace = namespace_of(&request)?;
+        let body = request.into_inner();
+        let result = async {
+            let record = body
+                .record
+                .ok_or_else(|| StoreError::Invalid("record is required".to_owned()))?;
+            let record = micro_proto::record_from_wire(record)?;
+            let options = body.options.unwrap_or_default();
+            let table = TableRef::new(namespace, options.database, options.table);
+            self.store.write(table, record).await?;
+            Ok(pb::WriteResponse {})
+        };
+        self.finish(result.await)
+    }
+
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let namespace = namespace_of(&request)?;
+        let body = request.into_inner();
+        let options = body.options.unwrap_or_default();
+        let table = TableRef::new(namespace, options.database, options.table);
+        let result = self
+            .store
+            .delete(table, body.key)
+            .await
+            .map(|()| pb::DeleteResponse {});
+        self.finish(result)
+    }
+
+    type ListStream = ListStream;
+
+    async fn list(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<ListStream>, Status> {
+        let namespace = namespace_of(&request)?;
+        let body = request.into_inner();
+        let result = async {
+            let (database, table, query) = micro_proto::list_options(body.options)?;
+            self.store
+                .list(TableRef::new(namespace, database, table), query)
+                .await
+        };
+        // Micro v3 sends every key in one stream message; so do we.
+        let keys = self.finish(result.await)?.into_inner();
+        let stream: ListStream = Box::pin(futures::stream::once(async move {
+            Ok(pb::ListResponse { keys })
+        }));
+        Ok(Response::new(stream))
+    }
+
+    async fn databases(
+        &self,
+        request: Request<pb::DatabasesRequest>,
+    ) -> Result<Response<pb::DatabasesResponse>, Status> {
+        let namespace = namespace_of(&request)?;
+        let result = self
+            .store
+            .databases(namespace)
+            .await
+            .map(|databases| pb::DatabasesResponse { databases });
+        self.finish(result)
+    }
+
+    async fn tables(
+        &self,
+        request: Request<pb::TablesRequest>,
+    ) -> Result<Response<pb::TablesResponse>, Status> {
+        let namespace = namespace_of(&request)?;
+        let database = request.into_inner().database;
+        let table = TableRef::new(namespace, database, "");
+        let result = self
+            .store
+            .tables(table)
+            .await
+            .map(|tables| pb::TablesResponse { tables });
+        self.finish(result)
+    }
+}
