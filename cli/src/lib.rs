@@ -1,1 +1,19 @@
-//! placeholder
+//! # micro-cli
+//!
+//! The composition root of Micro in Rust: node assembly ([`node`]), used by the
+//! binaries and by tests, and the commands of the `micro` CLI ([`commands`]).
+//!
+//! ```text
+//! micro-node / micro server ─> NodeConfig (file -> env -> flags) ─> open storage
+//!     ─> start_node: RaftNode (recover or initialize) ─> NodeSupervisor (actors)
+//!        ─> proxy (gRPC, :8081) and api (HTTP, :8080) on the bound listeners
+//! micro store|cluster ... ─> Client (gRPC to the proxy) ─> output / exit code
+//! ```
+
+pub mod client;
+pub mod commands;
+pub mod duration;
+pub mod exit;
+pub mod node;
+
+pub use commands::{cli_main, node_main};

@@ -12,7 +12,10 @@
 //! The server is built from an injected stream of connections ([`serve_proxy`]), so the
 //! simulation can hand it simulated sockets.
 
+mod api;
 mod proxy;
+
+pub use api::{VERSION, api_router, error_response, serve_api};
 
 pub use proxy::{
     ClusterService, DebugService, MESSAGE_LEN_MAX, NAMESPACE_HEADER, ProxyDeps, StoreService,

@@ -1,1 +1,5 @@
-fn main() {}
+//! One node of a Micro cluster.
+
+fn main() -> std::process::ExitCode {
+    micro_cli::node_main()
+}

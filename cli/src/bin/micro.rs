@@ -1,1 +1,5 @@
-fn main() {}
+//! The `micro` command line.
+
+fn main() -> std::process::ExitCode {
+    micro_cli::cli_main()
+}

@@ -1,0 +1,78 @@
+//! [`Client`]: the CLI's gRPC connection to a node's proxy.
+
+use std::time::Duration;
+
+use micro_core::Namespace;
+use micro_proto::cluster::cluster_client::ClusterClient;
+use micro_proto::store::store_client::StoreClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::exit::CliError;
+
+/// How long connecting to the proxy may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection to a proxy, speaking for one namespace.
+#[derive(Debug, Clone)]
+pub struct Client {
+    proxy: String,
+    channel: Channel,
+    namespace: Namespace,
+}
+
+impl Client {
+    /// Connects to the proxy at `proxy` (`host:port`).
+    pub async fn connect(proxy: &str, namespace: Namespace) -> Result<Self, CliError> {
+        let url = if proxy.contains("://") {
+            proxy.to_owned()
+        } else {
+            format!("http://{proxy}")
+        };
+        let endpoint = Endpoint::from_shared(url)
+            .map_err(|e| CliError::usage(format!("invalid proxy address {proxy:?}: {e}")))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT);
+        let channel = endpoint.connect().await.map_err(|e| {
+            let why =
+                std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
+            CliError::unreachable(proxy, &why)
+        })?;
+        Ok(Self {
+            proxy: proxy.to_owned(),
+            channel,
+            namespace,
+        })
+    }
+
+    /// A request carrying the namespace.
+    pub fn request<T>(&self, body: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(body);
+        let value = self
+            .namespace
+            .as_str()
+            .parse()
+            .expect("namespace names are valid ASCII metadata");
+        request
+            .metadata_mut()
+            .insert(micro_gateway::NAMESPACE_HEADER, value);
+        request
+    }
+
+    /// The store service.
+    pub fn store(&self) -> StoreClient<Channel> {
+        StoreClient::new(self.channel.clone())
+            .max_decoding_message_size(micro_gateway::MESSAGE_LEN_MAX)
+    }
+
+    /// The cluster service.
+    pub fn cluster(&self) -> ClusterClient<Channel> {
+        ClusterClient::new(self.channel.clone())
+    }
+
+    /// The CLI error a failed call becomes.
+    pub fn error(&self, status: &tonic::Status) -> CliError {
+        CliError::from_status(&self.proxy, status)
+    }
+}

@@ -1,0 +1,127 @@
+//! The commands of `micro` and the entry points of both binaries.
+
+mod cluster;
+mod output;
+mod server;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use micro_core::Namespace;
+
+use crate::client::Client;
+use crate::exit::{CliError, USAGE};
+use crate::node::NodeArgs;
+
+/// micro: the command line of Micro in Rust.
+#[derive(Debug, Parser)]
+#[command(name = "micro", version, about, long_about = None)]
+pub struct Cli {
+    /// The proxy to talk to (HOST:PORT)
+    #[arg(
+        long,
+        global = true,
+        env = "MICRO_PROXY",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub proxy: String,
+    /// The namespace to act in
+    #[arg(long, global = true, env = "MICRO_NAMESPACE", default_value = "micro")]
+    pub namespace: String,
+    /// What to do
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a one-node platform in the foreground
+    #[command(after_help = "Example:\n  micro server --data-dir /tmp/micro")]
+    Server(NodeArgs),
+    /// Read and write the key-value store
+    #[command(subcommand)]
+    Store(store::StoreCommand),
+    /// Inspect the Raft cluster
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
+}
+
+/// micro-node: one node of a Micro cluster.
+#[derive(Debug, Parser)]
+#[command(name = "micro-node", version, about, long_about = None)]
+pub struct NodeCli {
+    /// Node settings
+    #[command(flatten)]
+    pub node: NodeArgs,
+}
+
+/// Parses arguments; usage errors exit 64, help and version exit 0.
+fn parse<P: Parser>() -> Result<P, ExitCode> {
+    P::try_parse().map_err(|err| {
+        let code = if err.use_stderr() { USAGE } else { 0 };
+        let _ = err.print();
+        ExitCode::from(code)
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        report(&CliError::new(
+            crate::exit::OTHER,
+            format!("cannot start the runtime: {e}"),
+        ))
+    })
+}
+
+fn report(err: &CliError) -> ExitCode {
+    eprintln!("error: {}", err.message);
+    ExitCode::from(err.code)
+}
+
+fn finish(result: Result<(), CliError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => report(&err),
+    }
+}
+
+/// The `micro` binary.
+pub fn cli_main() -> ExitCode {
+    let cli = match parse::<Cli>() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    finish(rt.block_on(run(cli)))
+}
+
+/// The `micro-node` binary.
+pub fn node_main() -> ExitCode {
+    let cli = match parse::<NodeCli>() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    finish(rt.block_on(server::run(cli.node)))
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let connect = || async {
+        let namespace =
+            Namespace::new(cli.namespace.clone()).map_err(|e| CliError::usage(e.to_string()))?;
+        Client::connect(&cli.proxy, namespace).await
+    };
+    match cli.command {
+        Command::Server(args) => server::run(args).await,
+        Command::Store(command) => store::run(&connect().await?, command).await,
+        Command::Cluster(command) => cluster::run(&connect().await?, command).await,
+    }
+}

@@ -1,0 +1,71 @@
+//! `micro server` and `micro-node`: run a node in the foreground until SIGINT/SIGTERM.
+
+use std::sync::Arc;
+
+use micro_core::SystemClock;
+
+use crate::exit::CliError;
+use crate::node::{NodeArgs, NodeConfig, NodeDeps, bind, open_storage, start_node};
+
+/// Runs a node until it is told to stop.
+pub(crate) async fn run(args: NodeArgs) -> Result<(), CliError> {
+    init_tracing();
+    let config = NodeConfig::resolve(args)?;
+    let proxy_listener = bind("--proxy-addr", &config.proxy_addr).await?;
+    let api_listener = bind("--api-addr", &config.api_addr).await?;
+    let kv = open_storage(&config)?;
+    let deps = NodeDeps {
+        kv,
+        clock: Arc::new(SystemClock),
+        proxy_listener,
+        api_listener,
+        seed: None,
+    };
+    let node = start_node(&config, deps).await?;
+    // One line on stdout when the node serves, for people and for scripts that wait on it.
+    println!(
+        "micro-node {} ready: proxy={} api={} peer={} data={}",
+        config.node_id,
+        node.proxy_addr,
+        node.api_addr,
+        config.peer_addr,
+        config.data_dir.display()
+    );
+    wait_for_signal().await;
+    tracing::info!("stopping");
+    node.shutdown().await;
+    Ok(())
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    // A second initialization (tests run nodes in one process) keeps the first.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,307 @@
+//! `micro store ...`: the key-value store from the command line.
+
+use std::io::Write;
+
+use base64::Engine;
+use clap::{Args, Subcommand};
+use micro_proto::store as pb;
+
+use crate::client::Client;
+use crate::commands::output::{Output, print_table};
+use crate::duration::parse_secs;
+use crate::exit::{CliError, OTHER};
+
+/// Where records live; both default as in Micro (database = namespace, table = micro).
+#[derive(Debug, Clone, Default, Args)]
+pub struct Location {
+    /// Database [default: the namespace]
+    #[arg(long, default_value = "")]
+    pub database: String,
+    /// Table [default: micro]
+    #[arg(long, default_value = "")]
+    pub table: String,
+}
+
+/// Paging and ordering of scans.
+#[derive(Debug, Clone, Default, Args)]
+pub struct Paging {
+    /// At most this many results
+    #[arg(long, default_value_t = 0)]
+    pub limit: u64,
+    /// Skip this many results first
+    #[arg(long, default_value_t = 0)]
+    pub offset: u64,
+    /// Key order: asc or desc
+    #[arg(long, value_parser = ["asc", "desc"], default_value = "asc")]
+    pub order: String,
+}
+
+/// Store commands.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Write a record
+    #[command(
+        after_help = "Examples:\n  micro store write foo bar\n  micro store write session abc --expiry 10m"
+    )]
+    Write {
+        /// The key
+        key: String,
+        /// The value
+        value: String,
+        /// Time to live (10s, 5m, 2h, 1d)
+        #[arg(long, value_parser = parse_secs)]
+        expiry: Option<u64>,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// Read a record (or every record matching --prefix/--suffix); prints values
+    #[command(
+        after_help = "Examples:\n  micro store read foo\n  micro store read user/ --prefix --verbose"
+    )]
+    Read {
+        /// The key, or the prefix/suffix to match
+        key: String,
+        /// Read every record whose key starts with KEY
+        #[arg(long)]
+        prefix: bool,
+        /// Read every record whose key ends with KEY
+        #[arg(long)]
+        suffix: bool,
+        #[command(flatten)]
+        paging: Paging,
+        #[command(flatten)]
+        location: Location,
+        /// Print a table of key, value, expiry and metadata
+        #[arg(long, short = 'v')]
+        verbose: bool,
+        /// Print a table or a JSON array instead of bare values
+        #[arg(long, value_enum)]
+        output: Option<Output>,
+    },
+    /// Delete a record
+    #[command(after_help = "Example:\n  micro store delete foo")]
+    Delete {
+        /// The key
+        key: String,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// List keys, one per line
+    #[command(after_help = "Example:\n  micro store list --prefix user/ --limit 10")]
+    List {
+        /// Only keys starting with this
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Only keys ending with this
+        #[arg(long, default_value = "")]
+        suffix: String,
+        #[command(flatten)]
+        paging: Paging,
+        #[command(flatten)]
+        location: Location,
+    },
+    /// List the databases of the namespace, one per line
+    #[command(after_help = "Example:\n  micro store databases")]
+    Databases,
+    /// List the tables of a database, one per line
+    #[command(after_help = "Example:\n  micro store tables --database micro")]
+    Tables {
+        /// Database [default: the namespace]
+        #[arg(long, default_value = "")]
+        database: String,
+    },
+}
+
+pub(crate) async fn run(client: &Client, command: StoreCommand) -> Result<(), CliError> {
+    let mut store = client.store();
+    let fail = |s: tonic::Status| client.error(&s);
+    match command {
+        StoreCommand::Write {
+            key,
+            value,
+            expiry,
+            location,
+        } => {
+            let expiry = expiry.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
+            let record = pb::Record {
+                key,
+                value: value.into_bytes(),
+                expiry,
+                ..pb::Record::default()
+            };
+            let options = pb::WriteOptions {
+                database: location.database,
+                table: location.table,
+            };
+            let request = pb::WriteRequest {
+                record: Some(record),
+                options: Some(options),
+            };
+            store.write(client.request(request)).await.map_err(fail)?;
+        }
+        StoreCommand::Read {
+            key,
+            prefix,
+            suffix,
+            paging,
+            location,
+            verbose,
+            output,
+        } => {
+            let options = pb::ReadOptions {
+                database: location.database,
+                table: location.table,
+                prefix,
+                suffix,
+                limit: paging.limit,
+                offset: paging.offset,
+                order: paging.order,
+            };
+            let request = pb::ReadRequest {
+                key,
+                options: Some(options),
+            };
+            let records = store
+                .read(client.request(request))
+                .await
+                .map_err(fail)?
+                .into_inner()
+                .records;
+            let output = output.or(verbose.then_some(Output::Table));
+            print_records(&records, output)?;
+        }
+        StoreCommand::Delete { key, location } => {
+            let options = pb::DeleteOptions {
+                database: location.database,
+                table: location.table,
+            };
+            store
+                .delete(client.request(pb::DeleteRequest {
+                    key,
+                    options: Some(options),
+                }))
+                .await
+                .map_err(fail)?;
+        }
+        StoreCommand::List {
+            prefix,
+            suffix,
+            paging,
+            location,
+        } => {
+            let options = pb::ListOptions {
+                database: location.database,
+                table: location.table,
+                prefix,
+                suffix,
+                limit: paging.limit,
+                offset: paging.offset,
+                order: paging.order,
+            };
+            let mut stream = store
+                .list(client.request(pb::ListRequest {
+                    options: Some(options),
+                }))
+                .await
+                .map_err(fail)?
+                .into_inner();
+            while let Some(page) = stream.message().await.map_err(fail)? {
+                print_lines(&page.keys)?;
+            }
+        }
+        StoreCommand::Databases => {
+            let reply = store
+                .databases(client.request(pb::DatabasesRequest {}))
+                .await
+                .map_err(fail)?;
+            print_lines(&reply.into_inner().databases)?;
+        }
+        StoreCommand::Tables { database } => {
+            let reply = store
+                .tables(client.request(pb::TablesRequest { database }))
+                .await
+                .map_err(fail)?;
+            print_lines(&reply.into_inner().tables)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_lines(lines: &[String]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        writeln!(out, "{line}").map_err(stdout_error)?;
+    }
+    Ok(())
+}
+
+fn stdout_error(err: std::io::Error) -> CliError {
+    CliError::new(OTHER, format!("cannot write to stdout: {err}"))
+}
+
+fn print_records(records: &[pb::Record], output: Option<Output>) -> Result<(), CliError> {
+    match output {
+        None => {
+            let mut out = std::io::stdout().lock();
+            for record in records {
+                out.write_all(&record.value)
+                    .and_then(|()| out.write_all(b"\n"))
+                    .map_err(stdout_error)?;
+            }
+        }
+        Some(Output::Json) => {
+            let array: Vec<serde_json::Value> = records.iter().map(record_json).collect();
+            println!("{}", serde_json::Value::Array(array));
+        }
+        Some(Output::Table) => {
+            let rows = records
+                .iter()
+                .map(|r| {
+                    let expiry = if r.expiry == 0 {
+                        "-".to_owned()
+                    } else {
+                        format!("{}s", r.expiry)
+                    };
+                    let metadata: Vec<String> = r
+                        .metadata
+                        .iter()
+                        .map(|(k, f)| format!("{k}={}", f.value))
+                        .collect();
+                    vec![
+                        r.key.clone(),
+                        String::from_utf8_lossy(&r.value).into_owned(),
+                        expiry,
+                        metadata.join(","),
+                    ]
+                })
+                .collect();
+            print_table(&["KEY", "VALUE", "EXPIRY", "METADATA"], rows);
+        }
+    }
+    Ok(())
+}
+
+/// A record as JSON: the value as text when it is UTF-8, else base64 under `value_base64`.
+fn record_json(record: &pb::Record) -> serde_json::Value {
+    let mut object = serde_json::json!({ "key": record.key, "expiry": record.expiry });
+    match std::str::from_utf8(&record.value) {
+        Ok(text) => object["value"] = text.into(),
+        Err(_) => {
+            object["value_base64"] = base64::engine::general_purpose::STANDARD
+                .encode(&record.value)
+                .into()
+        }
+    }
+    let metadata: serde_json::Map<String, serde_json::Value> = record
+        .metadata
+        .iter()
+        .map(|(k, f)| {
+            (
+                k.clone(),
+                serde_json::json!({ "type": f.r#type, "value": f.value }),
+            )
+        })
+        .collect();
+    object["metadata"] = metadata.into();
+    object
+}

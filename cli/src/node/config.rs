@@ -1,0 +1,195 @@
+//! Node configuration: flags, then `MICRO_*` environment variables, then an optional
+//! TOML file, then defaults (the first that sets a value wins).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::exit::CliError;
+
+/// Where a node keeps its state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    /// RocksDB under the data dir: durable (the default).
+    Rocksdb,
+    /// Memory only: everything is lost when the node stops.
+    Memory,
+}
+
+/// The flags of `micro-node` and `micro server`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NodeArgs {
+    /// This node's id in the cluster [default: 1]
+    #[arg(long, env = "MICRO_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Where the node keeps its data [default: ~/.micro/data/node-ID]
+    #[arg(long, env = "MICRO_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP API listen address [default: 127.0.0.1:8080]
+    #[arg(long, env = "MICRO_API_ADDR")]
+    pub api_addr: Option<String>,
+    /// gRPC proxy listen address, where the CLI connects [default: 127.0.0.1:8081]
+    #[arg(long, env = "MICRO_PROXY_ADDR")]
+    pub proxy_addr: Option<String>,
+    /// Peer address other cluster members reach this node at [default: 127.0.0.1:8085]
+    #[arg(long, env = "MICRO_PEER_ADDR")]
+    pub peer_addr: Option<String>,
+    /// Storage engine [default: rocksdb]
+    #[arg(long, env = "MICRO_STORAGE", value_enum)]
+    pub storage: Option<StorageKind>,
+    /// A TOML file with any of the settings above (keys as the flags, with `_`)
+    #[arg(long, env = "MICRO_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The settings a TOML config file may hold.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`NodeArgs::node_id`].
+    pub node_id: Option<u64>,
+    /// See [`NodeArgs::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`NodeArgs::api_addr`].
+    pub api_addr: Option<String>,
+    /// See [`NodeArgs::proxy_addr`].
+    pub proxy_addr: Option<String>,
+    /// See [`NodeArgs::peer_addr`].
+    pub peer_addr: Option<String>,
+    /// See [`NodeArgs::storage`].
+    pub storage: Option<StorageKind>,
+}
+
+/// A node's resolved configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// The node id (non-zero).
+    pub node_id: u64,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// HTTP API listen address.
+    pub api_addr: String,
+    /// gRPC proxy listen address.
+    pub proxy_addr: String,
+    /// Peer address.
+    pub peer_addr: String,
+    /// Storage engine.
+    pub storage: StorageKind,
+}
+
+/// The folder of the CLI's and node's files: `MICRO_HOME`, else `~/.micro`.
+pub fn micro_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("MICRO_HOME") {
+        return PathBuf::from(home);
+    }
+    std::env::var_os("HOME")
+        .map_or_else(|| PathBuf::from(".micro"), |h| Path::new(&h).join(".micro"))
+}
+
+impl NodeConfig {
+    /// Resolves flags (which clap already merged with the environment), the config file
+    /// and the defaults.
+    pub fn resolve(args: NodeArgs) -> Result<Self, CliError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let node_id = args.node_id.or(file.node_id).unwrap_or(1);
+        if node_id == 0 {
+            return Err(CliError::usage("--node-id must be at least 1"));
+        }
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| micro_home().join("data").join(format!("node-{node_id}")));
+        let config = Self {
+            node_id,
+            data_dir,
+            api_addr: args
+                .api_addr
+                .or(file.api_addr)
+                .unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+            proxy_addr: args
+                .proxy_addr
+                .or(file.proxy_addr)
+                .unwrap_or_else(|| "127.0.0.1:8081".to_owned()),
+            peer_addr: args
+                .peer_addr
+                .or(file.peer_addr)
+                .unwrap_or_else(|| "127.0.0.1:8085".to_owned()),
+            storage: args
+                .storage
+                .or(file.storage)
+                .unwrap_or(StorageKind::Rocksdb),
+        };
+        for (flag, addr) in [
+            ("--api-addr", &config.api_addr),
+            ("--proxy-addr", &config.proxy_addr),
+            ("--peer-addr", &config.peer_addr),
+        ] {
+            if addr
+                .rsplit_once(':')
+                .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+            {
+                return Err(CliError::usage(format!(
+                    "{flag} must be HOST:PORT, got {addr:?}"
+                )));
+            }
+        }
+        Ok(config)
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::usage(format!("cannot read config file {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| {
+        let first = e.to_string().lines().next().unwrap_or_default().to_owned();
+        CliError::usage(format!("invalid config file {}: {first}", path.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(
+            &path,
+            "node_id = 3\nproxy_addr = \"127.0.0.1:9001\"\nstorage = \"memory\"\n",
+        )
+        .unwrap();
+        let args = NodeArgs {
+            proxy_addr: Some("127.0.0.1:9002".into()),
+            config: Some(path.clone()),
+            ..NodeArgs::default()
+        };
+        let config = NodeConfig::resolve(args).unwrap();
+        assert_eq!(
+            (config.node_id, config.proxy_addr.as_str()),
+            (3, "127.0.0.1:9002")
+        );
+        assert_eq!(
+            (config.storage, config.api_addr.as_str()),
+            (StorageKind::Memory, "127.0.0.1:8080")
+        );
+        assert!(config.data_dir.ends_with("node-3"));
+
+        std::fs::write(&path, "nodeid = 3\n").unwrap();
+        let err = NodeConfig::resolve(NodeArgs {
+            config: Some(path),
+            ..NodeArgs::default()
+        })
+        .unwrap_err();
+        assert_eq!(err.code, crate::exit::USAGE);
+        let bad = NodeArgs {
+            api_addr: Some("8080".into()),
+            ..NodeArgs::default()
+        };
+        assert!(NodeConfig::resolve(bad).is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! Node assembly: configuration, storage and [`start_node`], shared by `micro-node`,
+//! `micro server` and the tests.
+
+mod config;
+mod start;
+
+pub use config::{FileConfig, NodeArgs, NodeConfig, StorageKind, micro_home};
+pub use start::{NodeDeps, RunningNode, bind, open_storage, start_node};
