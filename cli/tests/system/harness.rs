@@ -1,0 +1,105 @@
+//! Starting nodes and running the CLI.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// A `micro-node` process.
+pub(crate) struct Node {
+    child: Child,
+    pub(crate) proxy: String,
+}
+
+impl Node {
+    /// Starts a node on `data_dir` with ports chosen by the OS, and waits for its ready line.
+    pub(crate) fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_micro-node"))
+            .args(["--data-dir", data_dir.to_str().unwrap()])
+            .args(["--proxy-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn micro-node");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if line.contains(" ready: ") && tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("micro-node did not become ready");
+        let proxy = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("proxy="))
+            .expect("ready line names the proxy")
+            .to_owned();
+        Self { child, proxy }
+    }
+
+    /// Kills the node with SIGKILL, as a crash would, and waits for it to be gone.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Runs the CLI against this node.
+    pub(crate) fn micro(&self, args: &[&str]) -> Output {
+        micro(&["--proxy", &self.proxy], args)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs the `micro` binary with `global` then `args`.
+pub(crate) fn micro(global: &[&str], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_micro"))
+        .args(global)
+        .args(args)
+        .env_remove("MICRO_PROXY")
+        .env_remove("MICRO_NAMESPACE")
+        .output()
+        .expect("run micro")
+}
+
+/// Stdout as text.
+pub(crate) fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Stderr as text.
+pub(crate) fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+#[track_caller]
+pub(crate) fn ok(output: &Output) -> String {
+    assert!(output.status.success(), "micro failed: {}", stderr(output));
+    stdout(output)
+}
+
+/// Asserts a failure with `code`, a single line on stderr and nothing on stdout; returns stderr.
+#[track_caller]
+pub(crate) fn fails(output: &Output, code: i32) -> String {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "stderr: {err}");
+    assert!(
+        output.stdout.is_empty(),
+        "stdout must carry only results: {}",
+        stdout(output)
+    );
+    assert!(!err.contains("panicked"), "panic: {err}");
+    err
+}

@@ -1,0 +1,7 @@
+//! System tests: real `micro-node` processes and the `micro` CLI, run as a user runs them.
+//! Every test starts its own node on port 0 with a temporary data directory.
+
+mod harness;
+mod t10_store_cli;
+mod t20_durability;
+mod t30_grpc_contract;
