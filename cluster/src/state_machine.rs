@@ -32,9 +32,12 @@ type StorageResult<T> = Result<T, StorageError<u64>>;
 type Membership = StoredMembership<u64, openraft::BasicNode>;
 
 /// The contents of a snapshot: every key of every state space.
+/// Every key and value of one space.
+type SpaceDump = (Space, Vec<(Vec<u8>, Vec<u8>)>);
+
 #[derive(Debug, Serialize, Deserialize)]
 struct SnapshotData {
-    spaces: Vec<(Space, Vec<(Vec<u8>, Vec<u8>)>)>,
+    spaces: Vec<SpaceDump>,
 }
 
 /// A snapshot as kept in space `Snapshot`.

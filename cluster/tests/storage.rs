@@ -1,6 +1,9 @@
 //! openraft's own storage conformance suite, run against every backend, plus the
 //! behaviour of a single-member `RaftNode` on them.
 
+// Test helpers outside #[test] functions fail loudly on purpose.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use micro_cluster::{Flusher, KvLogStore, KvStateMachine, RaftNode, RaftNodeConfig, TypeConfig};

@@ -31,17 +31,16 @@ pub fn status_from_error<E: HasCode + std::fmt::Display>(id: &str, err: &E) -> t
 /// The micro error a gRPC status carries; statuses from other servers (or from tonic
 /// itself) become a micro error with the mapped code and the status message as detail.
 pub fn micro_from_status(id: &str, status: &tonic::Status) -> MicroError {
-    if !status.details().is_empty() {
-        if let Ok(err) = crate::errors::Error::decode(status.details()) {
-            if err.code != 0 {
-                return MicroError {
-                    id: err.id,
-                    code: err.code,
-                    detail: err.detail,
-                    status: err.status,
-                };
-            }
-        }
+    if !status.details().is_empty()
+        && let Ok(err) = crate::errors::Error::decode(status.details())
+        && err.code != 0
+    {
+        return MicroError {
+            id: err.id,
+            code: err.code,
+            detail: err.detail,
+            status: err.status,
+        };
     }
     if let Some(err) = MicroError::from_json(status.message()) {
         return err;

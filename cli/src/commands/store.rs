@@ -113,32 +113,14 @@ pub enum StoreCommand {
 }
 
 pub(crate) async fn run(client: &Client, command: StoreCommand) -> Result<(), CliError> {
-    let mut store = client.store();
-    let fail = |s: tonic::Status| client.error(&s);
+    let store = client.store();
     match command {
         StoreCommand::Write {
             key,
             value,
             expiry,
             location,
-        } => {
-            let expiry = expiry.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
-            let record = pb::Record {
-                key,
-                value: value.into_bytes(),
-                expiry,
-                ..pb::Record::default()
-            };
-            let options = pb::WriteOptions {
-                database: location.database,
-                table: location.table,
-            };
-            let request = pb::WriteRequest {
-                record: Some(record),
-                options: Some(options),
-            };
-            store.write(client.request(request)).await.map_err(fail)?;
-        }
+        } => write(client, store, key, value, expiry, location).await,
         StoreCommand::Read {
             key,
             prefix,
@@ -157,31 +139,30 @@ pub(crate) async fn run(client: &Client, command: StoreCommand) -> Result<(), Cl
                 offset: paging.offset,
                 order: paging.order,
             };
-            let request = pb::ReadRequest {
+            read(
+                client,
+                store,
                 key,
-                options: Some(options),
-            };
-            let records = store
-                .read(client.request(request))
-                .await
-                .map_err(fail)?
-                .into_inner()
-                .records;
-            let output = output.or(verbose.then_some(Output::Table));
-            print_records(&records, output)?;
+                options,
+                output.or(verbose.then_some(Output::Table)),
+            )
+            .await
         }
         StoreCommand::Delete { key, location } => {
             let options = pb::DeleteOptions {
                 database: location.database,
                 table: location.table,
             };
+            let request = client.request(pb::DeleteRequest {
+                key,
+                options: Some(options),
+            });
             store
-                .delete(client.request(pb::DeleteRequest {
-                    key,
-                    options: Some(options),
-                }))
+                .clone()
+                .delete(request)
                 .await
-                .map_err(fail)?;
+                .map_err(|s| client.error(&s))?;
+            Ok(())
         }
         StoreCommand::List {
             prefix,
@@ -189,40 +170,122 @@ pub(crate) async fn run(client: &Client, command: StoreCommand) -> Result<(), Cl
             paging,
             location,
         } => {
-            let options = pb::ListOptions {
-                database: location.database,
-                table: location.table,
-                prefix,
-                suffix,
-                limit: paging.limit,
-                offset: paging.offset,
-                order: paging.order,
-            };
-            let mut stream = store
-                .list(client.request(pb::ListRequest {
-                    options: Some(options),
-                }))
-                .await
-                .map_err(fail)?
-                .into_inner();
-            while let Some(page) = stream.message().await.map_err(fail)? {
-                print_lines(&page.keys)?;
-            }
+            list(
+                client,
+                store,
+                list_options(prefix, suffix, paging, location),
+            )
+            .await
         }
-        StoreCommand::Databases => {
-            let reply = store
-                .databases(client.request(pb::DatabasesRequest {}))
+        StoreCommand::Databases => catalogue(client, store, None).await,
+        StoreCommand::Tables { database } => catalogue(client, store, Some(database)).await,
+    }
+}
+
+type Store = micro_proto::store::store_client::StoreClient<tonic::transport::Channel>;
+
+async fn write(
+    client: &Client,
+    mut store: Store,
+    key: String,
+    value: String,
+    expiry: Option<u64>,
+    location: Location,
+) -> Result<(), CliError> {
+    let expiry = expiry.map_or(0, |s| i64::try_from(s).unwrap_or(i64::MAX));
+    let record = pb::Record {
+        key,
+        value: value.into_bytes(),
+        expiry,
+        ..pb::Record::default()
+    };
+    let options = pb::WriteOptions {
+        database: location.database,
+        table: location.table,
+    };
+    let request = pb::WriteRequest {
+        record: Some(record),
+        options: Some(options),
+    };
+    store
+        .write(client.request(request))
+        .await
+        .map_err(|s| client.error(&s))?;
+    Ok(())
+}
+
+async fn read(
+    client: &Client,
+    mut store: Store,
+    key: String,
+    options: pb::ReadOptions,
+    output: Option<Output>,
+) -> Result<(), CliError> {
+    let request = client.request(pb::ReadRequest {
+        key,
+        options: Some(options),
+    });
+    let reply = store.read(request).await.map_err(|s| client.error(&s))?;
+    print_records(&reply.into_inner().records, output)
+}
+
+/// Databases (`database` = None) or the tables of a database.
+async fn catalogue(
+    client: &Client,
+    mut store: Store,
+    database: Option<String>,
+) -> Result<(), CliError> {
+    let names = match database {
+        None => {
+            let request = client.request(pb::DatabasesRequest {});
+            store
+                .databases(request)
                 .await
-                .map_err(fail)?;
-            print_lines(&reply.into_inner().databases)?;
+                .map_err(|s| client.error(&s))?
+                .into_inner()
+                .databases
         }
-        StoreCommand::Tables { database } => {
-            let reply = store
-                .tables(client.request(pb::TablesRequest { database }))
+        Some(database) => {
+            let request = client.request(pb::TablesRequest { database });
+            store
+                .tables(request)
                 .await
-                .map_err(fail)?;
-            print_lines(&reply.into_inner().tables)?;
+                .map_err(|s| client.error(&s))?
+                .into_inner()
+                .tables
         }
+    };
+    print_lines(&names)
+}
+
+fn list_options(
+    prefix: String,
+    suffix: String,
+    paging: Paging,
+    location: Location,
+) -> pb::ListOptions {
+    pb::ListOptions {
+        database: location.database,
+        table: location.table,
+        prefix,
+        suffix,
+        limit: paging.limit,
+        offset: paging.offset,
+        order: paging.order,
+    }
+}
+
+async fn list(client: &Client, mut store: Store, options: pb::ListOptions) -> Result<(), CliError> {
+    let request = client.request(pb::ListRequest {
+        options: Some(options),
+    });
+    let mut stream = store
+        .list(request)
+        .await
+        .map_err(|s| client.error(&s))?
+        .into_inner();
+    while let Some(page) = stream.message().await.map_err(|s| client.error(&s))? {
+        print_lines(&page.keys)?;
     }
     Ok(())
 }
@@ -230,12 +293,12 @@ pub(crate) async fn run(client: &Client, command: StoreCommand) -> Result<(), Cl
 fn print_lines(lines: &[String]) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     for line in lines {
-        writeln!(out, "{line}").map_err(stdout_error)?;
+        writeln!(out, "{line}").map_err(|e| stdout_error(&e))?;
     }
     Ok(())
 }
 
-fn stdout_error(err: std::io::Error) -> CliError {
+fn stdout_error(err: &std::io::Error) -> CliError {
     CliError::new(OTHER, format!("cannot write to stdout: {err}"))
 }
 
@@ -246,7 +309,7 @@ fn print_records(records: &[pb::Record], output: Option<Output>) -> Result<(), C
             for record in records {
                 out.write_all(&record.value)
                     .and_then(|()| out.write_all(b"\n"))
-                    .map_err(stdout_error)?;
+                    .map_err(|e| stdout_error(&e))?;
             }
         }
         Some(Output::Json) => {

@@ -1,6 +1,11 @@
 //! System tests: real `micro-node` processes and the `micro` CLI, run as a user runs them.
 //! Every test starts its own node on port 0 with a temporary data directory.
 
+// Test helpers outside #[test] functions fail loudly on purpose.
+#![allow(clippy::unwrap_used)]
+// System tests drive real processes in real time: the simulated-time rules do not apply.
+#![allow(clippy::disallowed_methods)]
+
 mod harness;
 mod t10_store_cli;
 mod t20_durability;

@@ -77,15 +77,15 @@ fn apply(spaces: &mut Spaces, batch: &WriteBatch) {
                 }
             }
             Op::DeleteRange { space, start, end } => {
-                if let Some(map) = spaces.get_mut(space) {
-                    if start < end {
-                        let doomed: Vec<Vec<u8>> = map
-                            .range(start.clone()..end.clone())
-                            .map(|(k, _)| k.clone())
-                            .collect();
-                        for key in doomed {
-                            map.remove(&key);
-                        }
+                if let Some(map) = spaces.get_mut(space)
+                    && start < end
+                {
+                    let doomed: Vec<Vec<u8>> = map
+                        .range(start.clone()..end.clone())
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    for key in doomed {
+                        map.remove(&key);
                     }
                 }
             }

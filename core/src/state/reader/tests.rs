@@ -127,7 +127,7 @@ fn overwrite_replaces_expiry() {
 }
 
 #[test]
-fn scans_honour_prefix_suffix_order_limit_offset() {
+fn lists_honour_prefix_suffix_order_limit_offset() {
     let f = Fixture::new();
     let p = path("micro", "", "");
     for key in ["a1", "a2", "a3", "b1", "b2x", "ab"] {
@@ -162,6 +162,15 @@ fn scans_honour_prefix_suffix_order_limit_offset() {
         }),
         ["a1", "b1"]
     );
+}
+
+#[test]
+fn reads_honour_prefix_suffix_order_limit() {
+    let f = Fixture::new();
+    let p = path("micro", "", "");
+    for key in ["a1", "a2", "a3", "b1", "b2x", "ab"] {
+        f.put(0, &p, key, None);
+    }
     let read = |q: ReadQuery| -> Vec<String> {
         f.reader
             .store_read(&p, &q)
