@@ -5,11 +5,12 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const FILES: [&str; 4] = [
+const FILES: [&str; 5] = [
     "store/store.proto",
     "debug/debug.proto",
     "errors/errors.proto",
     "cluster/cluster.proto",
+    "peer/peer.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

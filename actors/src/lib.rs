@@ -27,7 +27,8 @@
 //! let table = micro_actors::store::TableRef::new(Namespace::default(), "", "");
 //! let record = Record { key: "foo".into(), value: b"bar".to_vec(), ..Record::default() };
 //! handles.store.write(table.clone(), record).await.unwrap();
-//! let read = handles.store.read(table, ReadQuery { key: "foo".into(), ..ReadQuery::default() });
+//! let query = ReadQuery { key: "foo".into(), ..ReadQuery::default() };
+//! let read = handles.store.read(table, query, Default::default());
 //! assert_eq!(read.await.unwrap()[0].value, b"bar");
 //! supervisor.stop(None);
 //! # });

@@ -60,6 +60,18 @@ impl Client {
         request
     }
 
+    /// A request carrying the namespace and, for a stale read, `Micro-Consistency: stale`.
+    pub fn request_with<T>(&self, body: T, stale: bool) -> tonic::Request<T> {
+        let mut request = self.request(body);
+        if stale {
+            let value = tonic::metadata::MetadataValue::from_static("stale");
+            request
+                .metadata_mut()
+                .insert(micro_gateway::CONSISTENCY_HEADER, value);
+        }
+        request
+    }
+
     /// The store service.
     pub fn store(&self) -> StoreClient<Channel> {
         StoreClient::new(self.channel.clone())

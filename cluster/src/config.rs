@@ -20,8 +20,18 @@ pub struct RaftNodeConfig {
     pub tick_interval: Duration,
     /// Take a snapshot (and purge the log behind it) after this many applied entries.
     pub snapshot_logs_since_last: u64,
+    /// How many applied entries to keep in the log behind a snapshot (so a briefly
+    /// lagging follower catches up from the log rather than a snapshot).
+    pub logs_kept_behind_snapshot: u64,
     /// Seed of openraft's RNG; `None` draws from the OS.
     pub seed: Option<u64>,
+    /// The founding members (id -> peer address, this node included) of a cluster this
+    /// node bootstraps with; empty for a single-member cluster or a joining node.
+    pub peers: std::collections::BTreeMap<u64, String>,
+    /// The peer address of a member of a running cluster to join through.
+    pub join: Option<String>,
+    /// Neither form nor join a cluster: wait to be added by `micro cluster add-node`.
+    pub standby: bool,
 }
 
 impl RaftNodeConfig {
@@ -35,7 +45,11 @@ impl RaftNodeConfig {
             election_timeout_max: Duration::from_millis(800),
             tick_interval: Duration::from_millis(200),
             snapshot_logs_since_last: 5_000,
+            logs_kept_behind_snapshot: 1_000,
             seed: None,
+            peers: std::collections::BTreeMap::new(),
+            join: None,
+            standby: false,
         }
     }
 
@@ -48,7 +62,8 @@ impl RaftNodeConfig {
             election_timeout_min: millis(self.election_timeout_min),
             election_timeout_max: millis(self.election_timeout_max),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_logs_since_last),
-            max_in_snapshot_log_to_keep: 1_000,
+            max_in_snapshot_log_to_keep: self.logs_kept_behind_snapshot,
+            purge_batch_size: 256,
             ..openraft::Config::default()
         };
         if self.node_id == 0 {

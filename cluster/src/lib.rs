@@ -23,8 +23,10 @@
 //! use micro_core::state::{Command, Response};
 //! use micro_cluster::{RaftNode, RaftNodeConfig};
 //!
-//! let node = RaftNode::start(RaftNodeConfig::single(1, "127.0.0.1:8085"),
-//!     Arc::new(MemKvBackend::new()), Arc::new(micro_core::SystemClock)).await.unwrap();
+//! let config = RaftNodeConfig::single(1, "127.0.0.1:8085");
+//! let (kv, clock) = (Arc::new(MemKvBackend::new()), Arc::new(micro_core::SystemClock));
+//! let node = RaftNode::start(config, kv, clock, Arc::new(micro_cluster::TcpConnector)).await.unwrap();
+//! node.bootstrap().await.unwrap(); // a single-member cluster: it elects itself
 //! assert!(matches!(node.propose(Command::Tick).await, Ok(Response::Ticked { .. })));
 //! node.shutdown().await;
 //! # });
@@ -39,8 +41,8 @@ mod config;
 mod error;
 mod flusher;
 mod log_store;
-mod network;
 mod node;
+mod peer;
 #[cfg(feature = "rocksdb")]
 mod rocks;
 mod runtime;
@@ -51,8 +53,8 @@ pub use config::RaftNodeConfig;
 pub use error::ClusterError;
 pub use flusher::Flusher;
 pub use log_store::KvLogStore;
-pub use network::NoPeerNetwork;
-pub use node::RaftNode;
+pub use node::{REQUEST_DEADLINE, RaftNode};
+pub use peer::{PeerClient, PeerConnector, PeerNetwork, PeerService, TcpConnector, serve_peer};
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksKvBackend;
 pub use runtime::SeededRuntime;

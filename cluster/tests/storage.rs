@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use micro_cluster::{Flusher, KvLogStore, KvStateMachine, RaftNode, RaftNodeConfig, TypeConfig};
+use micro_cluster::{
+    Flusher, KvLogStore, KvStateMachine, RaftNode, RaftNodeConfig, TcpConnector, TypeConfig,
+};
 use micro_core::kv::{KvBackend, MemKvBackend};
 use micro_core::replicator::Replicator;
 use micro_core::state::{Command, Response};
@@ -72,9 +74,7 @@ async fn a_single_member_recovers_acknowledged_writes_after_a_crash() {
     let clock = Arc::new(micro_core::SystemClock);
     let mut config = RaftNodeConfig::single(1, "127.0.0.1:1");
     config.snapshot_logs_since_last = 50;
-    let node = RaftNode::start(config.clone(), kv.clone(), clock.clone())
-        .await
-        .unwrap();
+    let node = start(config.clone(), kv.clone(), clock.clone()).await;
     for i in 0..120 {
         assert_eq!(
             node.propose(put(&format!("k{i}"))).await.unwrap(),
@@ -84,7 +84,7 @@ async fn a_single_member_recovers_acknowledged_writes_after_a_crash() {
     node.shutdown().await;
     // Everything acknowledged was synced; a crash loses only what was not.
     kv.crash();
-    let node = RaftNode::start(config, kv.clone(), clock).await.unwrap();
+    let node = start(config, kv.clone(), clock).await;
     node.read_barrier().await.unwrap();
     let path = TablePath::resolve(Default::default(), "", "").unwrap();
     for i in 0..120 {
@@ -98,4 +98,16 @@ async fn a_single_member_recovers_acknowledged_writes_after_a_crash() {
     assert_eq!((status.leader, status.members.len()), (Some(1), 1));
     assert!(status.applied_index >= 120);
     node.shutdown().await;
+}
+
+async fn start(
+    config: RaftNodeConfig,
+    kv: Arc<MemKvBackend>,
+    clock: Arc<micro_core::SystemClock>,
+) -> RaftNode {
+    let node = RaftNode::start(config, kv, clock, Arc::new(TcpConnector))
+        .await
+        .unwrap();
+    node.bootstrap().await.unwrap();
+    node
 }

@@ -55,3 +55,25 @@ pub struct ClusterStatus {
     /// The index of the last applied log entry.
     pub applied_index: u64,
 }
+
+/// A change of membership or leadership, run on the leader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MembershipChange {
+    /// Add a node: first as a learner, then, once it has caught up, as a voter.
+    AddNode {
+        /// Its id.
+        id: u64,
+        /// Its peer address.
+        addr: String,
+    },
+    /// Remove a node (voter or learner).
+    RemoveNode {
+        /// Its id.
+        id: u64,
+    },
+    /// Make another voter the leader.
+    TransferLeader {
+        /// The voter to lead.
+        id: u64,
+    },
+}

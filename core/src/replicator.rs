@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use crate::clock::Clock;
-use crate::cluster::{ClusterStatus, Member, Role};
+use crate::cluster::{ClusterStatus, Member, MembershipChange, Role};
 use crate::error::{Code, HasCode};
 use crate::kv::{KvBackend, MemKvBackend};
 use crate::state::{Command, Request, Response, StateReader, apply};
@@ -25,7 +25,7 @@ use crate::state::{Command, Request, Response, StateReader, apply};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Why a proposal or read barrier failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ReplicaError {
     /// No leader is known or reachable now; the request was not applied. Retry.
     #[error("no leader: {0}")]
@@ -33,6 +33,10 @@ pub enum ReplicaError {
     /// The request may or may not have been applied (the node lost track of it).
     #[error("outcome unknown: {0}")]
     Unknown(String),
+    /// This node cannot reach a majority: the write was not committed within its
+    /// deadline (it is applied later only if the majority is reached again).
+    #[error("no quorum: {0}")]
+    NoQuorum(String),
     /// The node is shutting down.
     #[error("node is shutting down")]
     ShuttingDown,
@@ -44,7 +48,7 @@ pub enum ReplicaError {
 impl HasCode for ReplicaError {
     fn code(&self) -> Code {
         match self {
-            Self::NoLeader(_) | Self::ShuttingDown => Code::Unavailable,
+            Self::NoLeader(_) | Self::NoQuorum(_) | Self::ShuttingDown => Code::Unavailable,
             Self::Unknown(_) => Code::Timeout,
             Self::Fatal(_) => Code::Internal,
         }
@@ -72,6 +76,33 @@ pub trait Replicator: Send + Sync + Debug + 'static {
 
     /// How this node sees the cluster.
     fn status(&self) -> ClusterStatus;
+
+    /// Changes membership or leadership (through the leader).
+    fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> BoxFuture<'static, Result<(), ReplicaError>>;
+}
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum Consistency {
+    /// Sees every write acknowledged before the read began (the default).
+    #[default]
+    Linearizable,
+    /// Reads this node's applied state as it is: fast, possibly behind the leader.
+    Stale,
+}
+
+impl Consistency {
+    /// Parses the `Micro-Consistency` header: `stale`, or `linearizable` (or empty).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "" | "linearizable" | "strong" => Some(Self::Linearizable),
+            "stale" => Some(Self::Stale),
+            _ => None,
+        }
+    }
 }
 
 /// A single-node replicator that applies each proposal at once to an in-memory backend.
@@ -153,5 +184,13 @@ impl Replicator for MemReplicator {
             commit_index: applied,
             applied_index: applied,
         }
+    }
+
+    fn change_membership(
+        &self,
+        change: MembershipChange,
+    ) -> BoxFuture<'static, Result<(), ReplicaError>> {
+        let why = format!("an in-memory single node has no membership to change ({change:?})");
+        Box::pin(async move { Err(ReplicaError::Unknown(why)) })
     }
 }

@@ -18,6 +18,6 @@ mod proxy;
 pub use api::{VERSION, api_router, error_response, serve_api};
 
 pub use proxy::{
-    ClusterService, DebugService, MESSAGE_LEN_MAX, NAMESPACE_HEADER, ProxyDeps, StoreService,
-    namespace_of, serve_proxy,
+    CONSISTENCY_HEADER, ClusterService, DebugService, MESSAGE_LEN_MAX, NAMESPACE_HEADER, ProxyDeps,
+    StoreService, consistency_of, namespace_of, serve_proxy,
 };

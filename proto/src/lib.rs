@@ -76,3 +76,15 @@ pub mod errors {
 pub mod cluster {
     tonic::include_proto!("cluster");
 }
+
+/// Package `peer` (ours): node-to-node Raft RPCs and forwarded calls on the peer address.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
+pub mod peer {
+    tonic::include_proto!("peer");
+}

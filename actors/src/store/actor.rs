@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use micro_core::replicator::Replicator;
+use micro_core::replicator::{BoxFuture, Consistency, ReplicaError, Replicator};
 use micro_core::store::StoreError;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -60,8 +60,11 @@ impl Actor for StoreActor {
             StoreMsg::Read {
                 table,
                 query,
+                consistency,
                 reply,
-            } => on_read(state, table, query, reply),
+            } => {
+                on_read(state, table, query, consistency, reply);
+            }
             StoreMsg::Write {
                 table,
                 record,
@@ -71,8 +74,11 @@ impl Actor for StoreActor {
             StoreMsg::List {
                 table,
                 query,
+                consistency,
                 reply,
-            } => on_list(state, table, query, reply),
+            } => {
+                on_list(state, table, query, consistency, reply);
+            }
             StoreMsg::Databases { namespace, reply } => {
                 let reader = state.replicator.reader();
                 let barrier = state.replicator.read_barrier();
@@ -95,14 +101,26 @@ impl Actor for StoreActor {
     }
 }
 
+/// The wait before a read: the replicator's barrier, or none for a stale read.
+fn barrier(
+    state: &StoreState,
+    consistency: Consistency,
+) -> BoxFuture<'static, Result<(), ReplicaError>> {
+    match consistency {
+        Consistency::Linearizable => state.replicator.read_barrier(),
+        Consistency::Stale => Box::pin(async { Ok(()) }),
+    }
+}
+
 fn on_read(
     state: &StoreState,
     table: TableRef,
     query: micro_core::store::ReadQuery,
+    consistency: Consistency,
     reply: Reply<Vec<micro_core::store::Record>>,
 ) {
     let reader = state.replicator.reader();
-    let barrier = state.replicator.read_barrier();
+    let barrier = barrier(state, consistency);
     spawn_reply(state, reply, async move {
         let path = resolve(&table)?;
         query.validate()?;
@@ -115,10 +133,11 @@ fn on_list(
     state: &StoreState,
     table: TableRef,
     query: micro_core::store::ListQuery,
+    consistency: Consistency,
     reply: Reply<Vec<String>>,
 ) {
     let reader = state.replicator.reader();
-    let barrier = state.replicator.read_barrier();
+    let barrier = barrier(state, consistency);
     spawn_reply(state, reply, async move {
         let path = resolve(&table)?;
         barrier.await.map_err(replica_error)?;

@@ -4,6 +4,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use micro_core::Namespace;
+use micro_core::replicator::Consistency;
 use micro_core::store::{ListQuery, ReadQuery, Record, StoreError};
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
@@ -36,10 +37,16 @@ impl StoreHandle {
     }
 
     /// Reads a record, or the records matching a prefix/suffix.
-    pub async fn read(&self, table: TableRef, query: ReadQuery) -> Result<Vec<Record>, StoreError> {
+    pub async fn read(
+        &self,
+        table: TableRef,
+        query: ReadQuery,
+        consistency: Consistency,
+    ) -> Result<Vec<Record>, StoreError> {
         self.call(|reply| StoreMsg::Read {
             table,
             query,
+            consistency,
             reply,
         })
         .await
@@ -62,10 +69,16 @@ impl StoreHandle {
     }
 
     /// Lists keys.
-    pub async fn list(&self, table: TableRef, query: ListQuery) -> Result<Vec<String>, StoreError> {
+    pub async fn list(
+        &self,
+        table: TableRef,
+        query: ListQuery,
+        consistency: Consistency,
+    ) -> Result<Vec<String>, StoreError> {
         self.call(|reply| StoreMsg::List {
             table,
             query,
+            consistency,
             reply,
         })
         .await

@@ -39,7 +39,7 @@ pub fn delete_command(table: &TableRef, key: String) -> Result<Command, StoreErr
 /// The store error for a replication failure.
 pub fn replica_error(err: ReplicaError) -> StoreError {
     match err {
-        ReplicaError::NoLeader(why) => StoreError::Unavailable(why),
+        ReplicaError::NoLeader(why) | ReplicaError::NoQuorum(why) => StoreError::Unavailable(why),
         ReplicaError::ShuttingDown => StoreError::Unavailable("node is shutting down".to_owned()),
         ReplicaError::Unknown(why) => StoreError::Timeout(why),
         ReplicaError::Fatal(why) => StoreError::Internal(why),

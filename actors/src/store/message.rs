@@ -1,6 +1,7 @@
 //! [`StoreMsg`]: the requests the store actor serves.
 
 use micro_core::Namespace;
+use micro_core::replicator::Consistency;
 use micro_core::store::{ListQuery, ReadQuery, Record, StoreError};
 use ractor::RpcReplyPort;
 
@@ -42,6 +43,8 @@ pub enum StoreMsg {
         table: TableRef,
         /// What.
         query: ReadQuery,
+        /// How fresh.
+        consistency: Consistency,
         /// The answer.
         reply: Reply<Vec<Record>>,
     },
@@ -69,6 +72,8 @@ pub enum StoreMsg {
         table: TableRef,
         /// Which keys.
         query: ListQuery,
+        /// How fresh.
+        consistency: Consistency,
         /// The keys.
         reply: Reply<Vec<String>>,
     },

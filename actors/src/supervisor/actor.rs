@@ -196,7 +196,12 @@ mod tests {
             ..ReadQuery::default()
         };
         assert_eq!(
-            handles.store.read(table, query).await.unwrap()[0].value,
+            handles
+                .store
+                .read(table, query, Default::default())
+                .await
+                .unwrap()[0]
+                .value,
             b"v"
         );
         supervisor.stop(None);

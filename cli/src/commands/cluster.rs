@@ -19,10 +19,63 @@ pub enum ClusterCommand {
         #[arg(long, value_enum, default_value = "table")]
         output: Output,
     },
+    /// Add a node (as a learner, then a voter once it has caught up)
+    #[command(after_help = "Example:\n  micro cluster add-node 4 127.0.0.4:8085")]
+    AddNode {
+        /// The new node's id
+        id: u64,
+        /// Its peer address (HOST:PORT)
+        peer_addr: String,
+    },
+    /// Remove a node from the cluster
+    #[command(after_help = "Example:\n  micro cluster remove-node 2")]
+    RemoveNode {
+        /// The node's id
+        id: u64,
+    },
+    /// Make another voter the leader
+    #[command(after_help = "Example:\n  micro cluster transfer-leader 3")]
+    TransferLeader {
+        /// The voter to lead
+        id: u64,
+    },
 }
 
 pub(crate) async fn run(client: &Client, command: ClusterCommand) -> Result<(), CliError> {
-    let ClusterCommand::Status { output } = command;
+    let mut cluster = client.cluster();
+    let fail = |s: tonic::Status| client.error(&s);
+    match command {
+        ClusterCommand::Status { output } => status(client, output).await,
+        ClusterCommand::AddNode { id, peer_addr } => {
+            let request = pb::AddNodeRequest {
+                id,
+                address: peer_addr,
+            };
+            cluster
+                .add_node(client.request(request))
+                .await
+                .map_err(fail)?;
+            Ok(())
+        }
+        ClusterCommand::RemoveNode { id } => {
+            cluster
+                .remove_node(client.request(pb::RemoveNodeRequest { id }))
+                .await
+                .map_err(fail)?;
+            Ok(())
+        }
+        ClusterCommand::TransferLeader { id } => {
+            let request = pb::TransferLeaderRequest { id };
+            cluster
+                .transfer_leader(client.request(request))
+                .await
+                .map_err(fail)?;
+            Ok(())
+        }
+    }
+}
+
+async fn status(client: &Client, output: Output) -> Result<(), CliError> {
     let status = client
         .cluster()
         .status(client.request(pb::StatusRequest {}))

@@ -13,12 +13,15 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), CliError> {
     let config = NodeConfig::resolve(args)?;
     let proxy_listener = bind("--proxy-addr", &config.proxy_addr).await?;
     let api_listener = bind("--api-addr", &config.api_addr).await?;
+    let peer_listener = bind("--peer-addr", &config.peer_addr).await?;
     let kv = open_storage(&config)?;
     let deps = NodeDeps {
         kv,
         clock: Arc::new(SystemClock),
         proxy_listener,
         api_listener,
+        peer_listener,
+        connector: Arc::new(micro_cluster::TcpConnector),
         seed: None,
     };
     let node = start_node(&config, deps).await?;
@@ -28,7 +31,7 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), CliError> {
         config.node_id,
         node.proxy_addr,
         node.api_addr,
-        config.peer_addr,
+        node.peer_addr,
         config.data_dir.display()
     );
     wait_for_signal().await;

@@ -36,6 +36,50 @@ pub struct Paging {
     pub order: String,
 }
 
+/// The arguments of `micro store read`.
+#[derive(Debug, Clone, Args)]
+pub struct ReadArgs {
+    /// The key, or the prefix/suffix to match
+    pub key: String,
+    /// Read every record whose key starts with KEY
+    #[arg(long)]
+    pub prefix: bool,
+    /// Read every record whose key ends with KEY
+    #[arg(long)]
+    pub suffix: bool,
+    #[command(flatten)]
+    pub paging: Paging,
+    #[command(flatten)]
+    pub location: Location,
+    /// Print a table of key, value, expiry and metadata
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+    /// Print a table or a JSON array instead of bare values
+    #[arg(long, value_enum)]
+    pub output: Option<Output>,
+    /// Read this node's state as it is (fast; may miss the latest writes)
+    #[arg(long)]
+    pub stale: bool,
+}
+
+/// The arguments of `micro store list`.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// Only keys starting with this
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Only keys ending with this
+    #[arg(long, default_value = "")]
+    pub suffix: String,
+    #[command(flatten)]
+    pub paging: Paging,
+    #[command(flatten)]
+    pub location: Location,
+    /// Read this node's state as it is (fast; may miss the latest writes)
+    #[arg(long)]
+    pub stale: bool,
+}
+
 /// Store commands.
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
@@ -58,26 +102,7 @@ pub enum StoreCommand {
     #[command(
         after_help = "Examples:\n  micro store read foo\n  micro store read user/ --prefix --verbose"
     )]
-    Read {
-        /// The key, or the prefix/suffix to match
-        key: String,
-        /// Read every record whose key starts with KEY
-        #[arg(long)]
-        prefix: bool,
-        /// Read every record whose key ends with KEY
-        #[arg(long)]
-        suffix: bool,
-        #[command(flatten)]
-        paging: Paging,
-        #[command(flatten)]
-        location: Location,
-        /// Print a table of key, value, expiry and metadata
-        #[arg(long, short = 'v')]
-        verbose: bool,
-        /// Print a table or a JSON array instead of bare values
-        #[arg(long, value_enum)]
-        output: Option<Output>,
-    },
+    Read(ReadArgs),
     /// Delete a record
     #[command(after_help = "Example:\n  micro store delete foo")]
     Delete {
@@ -88,18 +113,7 @@ pub enum StoreCommand {
     },
     /// List keys, one per line
     #[command(after_help = "Example:\n  micro store list --prefix user/ --limit 10")]
-    List {
-        /// Only keys starting with this
-        #[arg(long, default_value = "")]
-        prefix: String,
-        /// Only keys ending with this
-        #[arg(long, default_value = "")]
-        suffix: String,
-        #[command(flatten)]
-        paging: Paging,
-        #[command(flatten)]
-        location: Location,
-    },
+    List(ListArgs),
     /// List the databases of the namespace, one per line
     #[command(after_help = "Example:\n  micro store databases")]
     Databases,
@@ -121,33 +135,7 @@ pub(crate) async fn run(client: &Client, command: StoreCommand) -> Result<(), Cl
             expiry,
             location,
         } => write(client, store, key, value, expiry, location).await,
-        StoreCommand::Read {
-            key,
-            prefix,
-            suffix,
-            paging,
-            location,
-            verbose,
-            output,
-        } => {
-            let options = pb::ReadOptions {
-                database: location.database,
-                table: location.table,
-                prefix,
-                suffix,
-                limit: paging.limit,
-                offset: paging.offset,
-                order: paging.order,
-            };
-            read(
-                client,
-                store,
-                key,
-                options,
-                output.or(verbose.then_some(Output::Table)),
-            )
-            .await
-        }
+        StoreCommand::Read(args) => read(client, store, args).await,
         StoreCommand::Delete { key, location } => {
             let options = pb::DeleteOptions {
                 database: location.database,
@@ -164,19 +152,7 @@ pub(crate) async fn run(client: &Client, command: StoreCommand) -> Result<(), Cl
                 .map_err(|s| client.error(&s))?;
             Ok(())
         }
-        StoreCommand::List {
-            prefix,
-            suffix,
-            paging,
-            location,
-        } => {
-            list(
-                client,
-                store,
-                list_options(prefix, suffix, paging, location),
-            )
-            .await
-        }
+        StoreCommand::List(args) => list(client, store, args).await,
         StoreCommand::Databases => catalogue(client, store, None).await,
         StoreCommand::Tables { database } => catalogue(client, store, Some(database)).await,
     }
@@ -214,18 +190,23 @@ async fn write(
     Ok(())
 }
 
-async fn read(
-    client: &Client,
-    mut store: Store,
-    key: String,
-    options: pb::ReadOptions,
-    output: Option<Output>,
-) -> Result<(), CliError> {
-    let request = client.request(pb::ReadRequest {
-        key,
+async fn read(client: &Client, mut store: Store, args: ReadArgs) -> Result<(), CliError> {
+    let options = pb::ReadOptions {
+        database: args.location.database,
+        table: args.location.table,
+        prefix: args.prefix,
+        suffix: args.suffix,
+        limit: args.paging.limit,
+        offset: args.paging.offset,
+        order: args.paging.order,
+    };
+    let request = pb::ReadRequest {
+        key: args.key,
         options: Some(options),
-    });
+    };
+    let request = client.request_with(request, args.stale);
     let reply = store.read(request).await.map_err(|s| client.error(&s))?;
+    let output = args.output.or(args.verbose.then_some(Output::Table));
     print_records(&reply.into_inner().records, output)
 }
 
@@ -258,27 +239,22 @@ async fn catalogue(
     print_lines(&names)
 }
 
-fn list_options(
-    prefix: String,
-    suffix: String,
-    paging: Paging,
-    location: Location,
-) -> pb::ListOptions {
-    pb::ListOptions {
-        database: location.database,
-        table: location.table,
-        prefix,
-        suffix,
-        limit: paging.limit,
-        offset: paging.offset,
-        order: paging.order,
-    }
-}
-
-async fn list(client: &Client, mut store: Store, options: pb::ListOptions) -> Result<(), CliError> {
-    let request = client.request(pb::ListRequest {
-        options: Some(options),
-    });
+async fn list(client: &Client, mut store: Store, args: ListArgs) -> Result<(), CliError> {
+    let options = pb::ListOptions {
+        database: args.location.database,
+        table: args.location.table,
+        prefix: args.prefix,
+        suffix: args.suffix,
+        limit: args.paging.limit,
+        offset: args.paging.offset,
+        order: args.paging.order,
+    };
+    let request = client.request_with(
+        pb::ListRequest {
+            options: Some(options),
+        },
+        args.stale,
+    );
     let mut stream = store
         .list(request)
         .await

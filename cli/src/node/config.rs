@@ -1,6 +1,7 @@
 //! Node configuration: flags, then `MICRO_*` environment variables, then an optional
 //! TOML file, then defaults (the first that sets a value wins).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -38,6 +39,16 @@ pub struct NodeArgs {
     /// Storage engine [default: rocksdb]
     #[arg(long, env = "MICRO_STORAGE", value_enum)]
     pub storage: Option<StorageKind>,
+    /// Founding members of a new cluster, this node included: ID=HOST:PORT,... (peer
+    /// addresses). Every member gets the same list; the lowest id forms the cluster once
+    #[arg(long, env = "MICRO_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// Join a running cluster through the peer address of one of its members
+    #[arg(long, env = "MICRO_JOIN")]
+    pub join: Option<String>,
+    /// Start without forming or joining a cluster; wait for `micro cluster add-node`
+    #[arg(long, env = "MICRO_STANDBY")]
+    pub standby: bool,
     /// A TOML file with any of the settings above (keys as the flags, with `_`)
     #[arg(long, env = "MICRO_CONFIG")]
     pub config: Option<PathBuf>,
@@ -59,6 +70,12 @@ pub struct FileConfig {
     pub peer_addr: Option<String>,
     /// See [`NodeArgs::storage`].
     pub storage: Option<StorageKind>,
+    /// See [`NodeArgs::peers`].
+    pub peers: Option<Vec<String>>,
+    /// See [`NodeArgs::join`].
+    pub join: Option<String>,
+    /// See [`NodeArgs::standby`].
+    pub standby: Option<bool>,
 }
 
 /// A node's resolved configuration.
@@ -76,6 +93,12 @@ pub struct NodeConfig {
     pub peer_addr: String,
     /// Storage engine.
     pub storage: StorageKind,
+    /// Founding members (id -> peer address), empty for a single-member cluster.
+    pub peers: BTreeMap<u64, String>,
+    /// A member's peer address to join a running cluster through.
+    pub join: Option<String>,
+    /// Wait to be added instead of forming or joining a cluster.
+    pub standby: bool,
 }
 
 /// The folder of the CLI's and node's files: `MICRO_HOME`, else `~/.micro`.
@@ -103,6 +126,16 @@ impl NodeConfig {
             .data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| micro_home().join("data").join(format!("node-{node_id}")));
+        let peer_list = if args.peers.is_empty() {
+            file.peers.unwrap_or_default()
+        } else {
+            args.peers
+        };
+        let peers = parse_peers(&peer_list)?;
+        let peer_addr = args
+            .peer_addr
+            .or(file.peer_addr)
+            .or_else(|| peers.get(&node_id).cloned());
         let config = Self {
             node_id,
             data_dir,
@@ -114,19 +147,41 @@ impl NodeConfig {
                 .proxy_addr
                 .or(file.proxy_addr)
                 .unwrap_or_else(|| "127.0.0.1:8081".to_owned()),
-            peer_addr: args
-                .peer_addr
-                .or(file.peer_addr)
-                .unwrap_or_else(|| "127.0.0.1:8085".to_owned()),
+            peer_addr: peer_addr.unwrap_or_else(|| "127.0.0.1:8085".to_owned()),
             storage: args
                 .storage
                 .or(file.storage)
                 .unwrap_or(StorageKind::Rocksdb),
+            join: args.join.or(file.join),
+            standby: args.standby || file.standby.unwrap_or(false),
+            peers,
         };
+        if !config.peers.is_empty() && !config.peers.contains_key(&node_id) {
+            return Err(CliError::usage(format!(
+                "--peers must include this node ({node_id})"
+            )));
+        }
+        let modes = [
+            !config.peers.is_empty(),
+            config.join.is_some(),
+            config.standby,
+        ];
+        if modes.iter().filter(|m| **m).count() > 1 {
+            return Err(CliError::usage(
+                "give one of --peers (found a cluster), --join or --standby",
+            ));
+        }
+        config.check_addresses()?;
+        Ok(config)
+    }
+}
+
+impl NodeConfig {
+    fn check_addresses(&self) -> Result<(), CliError> {
         for (flag, addr) in [
-            ("--api-addr", &config.api_addr),
-            ("--proxy-addr", &config.proxy_addr),
-            ("--peer-addr", &config.peer_addr),
+            ("--api-addr", &self.api_addr),
+            ("--proxy-addr", &self.proxy_addr),
+            ("--peer-addr", &self.peer_addr),
         ] {
             if addr
                 .rsplit_once(':')
@@ -137,8 +192,27 @@ impl NodeConfig {
                 )));
             }
         }
-        Ok(config)
+        Ok(())
     }
+}
+
+/// Parses `ID=HOST:PORT` entries.
+fn parse_peers(entries: &[String]) -> Result<BTreeMap<u64, String>, CliError> {
+    let mut peers = BTreeMap::new();
+    for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        let parsed = entry
+            .split_once('=')
+            .and_then(|(id, addr)| Some((id.trim().parse::<u64>().ok()?, addr.trim())));
+        let Some((id, addr)) = parsed.filter(|(id, addr)| *id > 0 && addr.contains(':')) else {
+            return Err(CliError::usage(format!(
+                "--peers entries are ID=HOST:PORT, got {entry:?}"
+            )));
+        };
+        if peers.insert(id, addr.to_owned()).is_some() {
+            return Err(CliError::usage(format!("--peers names node {id} twice")));
+        }
+    }
+    Ok(peers)
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, CliError> {

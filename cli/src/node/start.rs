@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use micro_actors::NodeSupervisor;
 use micro_actors::supervisor::SupervisorMsg;
-use micro_cluster::{RaftNode, RaftNodeConfig};
+use micro_cluster::{PeerConnector, RaftNode, RaftNodeConfig};
 use micro_core::Clock;
 use micro_core::kv::{KvBackend, MemKvBackend};
 use micro_gateway::ProxyDeps;
@@ -28,6 +28,10 @@ pub struct NodeDeps {
     pub proxy_listener: TcpListener,
     /// Where the HTTP API accepts connections.
     pub api_listener: TcpListener,
+    /// Where peers reach this node (Raft and forwarded calls).
+    pub peer_listener: TcpListener,
+    /// How this node dials its peers.
+    pub connector: Arc<dyn PeerConnector>,
     /// Seed of Raft's RNG (`None`: OS entropy).
     pub seed: Option<u64>,
 }
@@ -39,6 +43,8 @@ pub struct RunningNode {
     pub proxy_addr: SocketAddr,
     /// The API's bound address.
     pub api_addr: SocketAddr,
+    /// The peer address this node advertises.
+    pub peer_addr: String,
     raft: RaftNode,
     supervisor: ActorRef<SupervisorMsg>,
     stop: watch::Sender<bool>,
@@ -89,8 +95,8 @@ fn open_rocksdb(_config: &NodeConfig) -> Result<Arc<dyn KvBackend>, CliError> {
     ))
 }
 
-/// Starts a node: Raft (recovering or initializing its cluster), the service actors, and
-/// the proxy and API servers on the given listeners.
+/// Starts a node: Raft (recovering its state, or forming or joining its cluster), the
+/// service actors, and the proxy, API and peer servers on the given listeners.
 pub async fn start_node(config: &NodeConfig, deps: NodeDeps) -> Result<RunningNode, CliError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| CliError::new(OTHER, format!("{what}: {e}"));
     let proxy_addr = deps
@@ -101,44 +107,70 @@ pub async fn start_node(config: &NodeConfig, deps: NodeDeps) -> Result<RunningNo
         .api_listener
         .local_addr()
         .map_err(|e| fail("api listener", &e))?;
-    let mut raft_config = RaftNodeConfig::single(config.node_id, config.peer_addr.clone());
+    let bound_peer = deps
+        .peer_listener
+        .local_addr()
+        .map_err(|e| fail("peer listener", &e))?;
+    // With port 0 the OS chose the port: advertise the one it chose.
+    let peer_addr = if config.peer_addr.ends_with(":0") {
+        bound_peer.to_string()
+    } else {
+        config.peer_addr.clone()
+    };
+    let mut raft_config = RaftNodeConfig::single(config.node_id, peer_addr.clone());
     raft_config.seed = deps.seed;
-    let raft = RaftNode::start(raft_config, deps.kv, deps.clock.clone())
+    raft_config.peers.clone_from(&config.peers);
+    raft_config.join.clone_from(&config.join);
+    raft_config.standby = config.standby;
+    let raft = RaftNode::start(raft_config, deps.kv, deps.clock.clone(), deps.connector)
         .await
         .map_err(|e| fail("raft", &e))?;
+    let (stop, stopped) = watch::channel(false);
+    let mut servers = Vec::new();
+    let peer_incoming = tokio_stream::wrappers::TcpListenerStream::new(deps.peer_listener);
+    servers.push(spawn_server(
+        "peer",
+        micro_cluster::serve_peer(peer_incoming, raft.clone(), wait_stop(stopped.clone())),
+    ));
+    raft.bootstrap().await.map_err(|e| fail("raft", &e))?;
     let replicator: Arc<dyn micro_core::replicator::Replicator> = Arc::new(raft.clone());
     let (supervisor, handles) = NodeSupervisor::start(replicator.clone())
         .await
         .map_err(|e| fail("actors", &e))?;
-    let (stop, stopped) = watch::channel(false);
     let proxy_deps = ProxyDeps {
         handles,
         replicator,
         clock: deps.clock,
     };
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(deps.proxy_listener);
-    let proxy = tokio::spawn({
-        let stopped = stopped.clone();
-        async move {
-            if let Err(err) =
-                micro_gateway::serve_proxy(incoming, proxy_deps, wait_stop(stopped)).await
-            {
-                tracing::error!(%err, "proxy server failed");
-            }
-        }
-    });
-    let api = tokio::spawn(async move {
-        if let Err(err) = micro_gateway::serve_api(deps.api_listener, wait_stop(stopped)).await {
-            tracing::error!(%err, "api server failed");
-        }
-    });
+    let proxy_incoming = tokio_stream::wrappers::TcpListenerStream::new(deps.proxy_listener);
+    servers.push(spawn_server(
+        "proxy",
+        micro_gateway::serve_proxy(proxy_incoming, proxy_deps, wait_stop(stopped.clone())),
+    ));
+    servers.push(spawn_server(
+        "api",
+        micro_gateway::serve_api(deps.api_listener, wait_stop(stopped)),
+    ));
     Ok(RunningNode {
         proxy_addr,
         api_addr,
+        peer_addr,
         raft,
         supervisor,
         stop,
-        servers: vec![proxy, api],
+        servers,
+    })
+}
+
+/// Runs a server in its own task, logging how it ended if it failed.
+fn spawn_server<E: std::fmt::Display>(
+    name: &'static str,
+    server: impl std::future::Future<Output = Result<(), E>> + Send + 'static,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(err) = server.await {
+            tracing::error!(%err, server = name, "server failed");
+        }
     })
 }
 
@@ -148,6 +180,15 @@ async fn wait_stop(mut stopped: watch::Receiver<bool>) {
 }
 
 impl RunningNode {
+    /// Stops the node at once, as a crash would (no graceful drain of connections).
+    pub async fn kill(self) {
+        for server in &self.servers {
+            server.abort();
+        }
+        self.supervisor.stop(None);
+        self.raft.shutdown().await;
+    }
+
     /// Stops serving, then stops the actors and Raft. Acknowledged writes stay durable.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);

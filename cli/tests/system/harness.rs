@@ -10,6 +10,7 @@ use std::time::Duration;
 pub(crate) struct Node {
     child: Child,
     pub(crate) proxy: String,
+    pub(crate) peer: String,
 }
 
 impl Node {
@@ -18,6 +19,7 @@ impl Node {
         let mut child = Command::new(env!("CARGO_BIN_EXE_micro-node"))
             .args(["--data-dir", data_dir.to_str().unwrap()])
             .args(["--proxy-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"])
+            .args(["--peer-addr", "127.0.0.1:0"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -36,12 +38,17 @@ impl Node {
         let line = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("micro-node did not become ready");
-        let proxy = line
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("proxy="))
-            .expect("ready line names the proxy")
-            .to_owned();
-        Self { child, proxy }
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .expect("the ready line names every address")
+                .to_owned()
+        };
+        Self {
+            child,
+            proxy: field("proxy="),
+            peer: field("peer="),
+        }
     }
 
     /// Kills the node with SIGKILL, as a crash would, and waits for it to be gone.

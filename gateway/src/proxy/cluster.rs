@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use micro_core::cluster::MembershipChange;
 use micro_core::replicator::Replicator;
 use micro_proto::cluster as pb;
 use micro_proto::cluster::cluster_server::Cluster;
@@ -29,5 +30,45 @@ impl Cluster for ClusterService {
         Ok(Response::new(micro_proto::cluster_status_to_wire(
             self.replicator.status(),
         )))
+    }
+
+    async fn add_node(
+        &self,
+        request: Request<pb::AddNodeRequest>,
+    ) -> Result<Response<pb::AddNodeResponse>, Status> {
+        let pb::AddNodeRequest { id, address } = request.into_inner();
+        if id == 0 || address.is_empty() {
+            return Err(Status::invalid_argument(
+                "add-node needs a node id above 0 and an address",
+            ));
+        }
+        self.change(MembershipChange::AddNode { id, addr: address })
+            .await?;
+        Ok(Response::new(pb::AddNodeResponse {}))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+        let id = request.into_inner().id;
+        self.change(MembershipChange::RemoveNode { id }).await?;
+        Ok(Response::new(pb::RemoveNodeResponse {}))
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<pb::TransferLeaderRequest>,
+    ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        let id = request.into_inner().id;
+        self.change(MembershipChange::TransferLeader { id }).await?;
+        Ok(Response::new(pb::TransferLeaderResponse {}))
+    }
+}
+
+impl ClusterService {
+    async fn change(&self, change: MembershipChange) -> Result<(), Status> {
+        let result = self.replicator.change_membership(change).await;
+        result.map_err(|err| micro_proto::status_from_error("cluster", &err))
     }
 }

@@ -8,6 +8,6 @@ mod store;
 
 pub use cluster::ClusterService;
 pub use debug::DebugService;
-pub use namespace::{NAMESPACE_HEADER, namespace_of};
+pub use namespace::{CONSISTENCY_HEADER, NAMESPACE_HEADER, consistency_of, namespace_of};
 pub use server::{MESSAGE_LEN_MAX, ProxyDeps, serve_proxy};
 pub use store::StoreService;

@@ -20,6 +20,24 @@ pub fn namespace_of<T>(request: &tonic::Request<T>) -> Result<Namespace, tonic::
     Namespace::new(text).map_err(|e| micro_proto::status_from_error("proxy", &e))
 }
 
+/// The metadata key choosing how fresh a read must be (`stale` or `linearizable`).
+pub const CONSISTENCY_HEADER: &str = "micro-consistency";
+
+/// The read consistency a request asks for in `Micro-Consistency` (default linearizable).
+pub fn consistency_of<T>(
+    request: &tonic::Request<T>,
+) -> Result<micro_core::replicator::Consistency, tonic::Status> {
+    let text = match request.metadata().get(CONSISTENCY_HEADER) {
+        None => return Ok(micro_core::replicator::Consistency::Linearizable),
+        Some(value) => value.to_str().unwrap_or("invalid"),
+    };
+    micro_core::replicator::Consistency::parse(text).ok_or_else(|| {
+        tonic::Status::invalid_argument(format!(
+            "Micro-Consistency must be stale or linearizable, not {text:?}"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ use micro_proto::store as pb;
 use micro_proto::store::store_server::Store;
 use tonic::{Request, Response, Status};
 
-use crate::proxy::namespace_of;
+use crate::proxy::{consistency_of, namespace_of};
 
 /// Request and error counts, for `Debug.Stats`.
 #[derive(Debug, Default)]
@@ -58,13 +58,12 @@ impl Store for StoreService {
         request: Request<pb::ReadRequest>,
     ) -> Result<Response<pb::ReadResponse>, Status> {
         let namespace = namespace_of(&request)?;
+        let consistency = consistency_of(&request)?;
         let body = request.into_inner();
         let result = async {
             let (database, table, query) = micro_proto::read_options(body.key, body.options)?;
-            let records = self
-                .store
-                .read(TableRef::new(namespace, database, table), query)
-                .await?;
+            let table = TableRef::new(namespace, database, table);
+            let records = self.store.read(table, query, consistency).await?;
             Ok(pb::ReadResponse {
                 records: records
                     .into_iter()
@@ -117,12 +116,12 @@ impl Store for StoreService {
         request: Request<pb::ListRequest>,
     ) -> Result<Response<ListStream>, Status> {
         let namespace = namespace_of(&request)?;
+        let consistency = consistency_of(&request)?;
         let body = request.into_inner();
         let result = async {
             let (database, table, query) = micro_proto::list_options(body.options)?;
-            self.store
-                .list(TableRef::new(namespace, database, table), query)
-                .await
+            let table = TableRef::new(namespace, database, table);
+            self.store.list(table, query, consistency).await
         };
         // Micro v3 sends every key in one stream message; so do we.
         let keys = self.finish(result.await)?.into_inner();

@@ -1,0 +1,56 @@
+//! Adding, removing and handing over leadership under write load.
+
+use std::time::Duration;
+
+use micro_proto::cluster::{
+    AddNodeRequest, RemoveNodeRequest, StatusRequest, TransferLeaderRequest,
+};
+
+use crate::harness::{TestCluster, Writers, assert_all_readable};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn add_transfer_and_remove_under_load_lose_no_write() {
+    let mut cluster = TestCluster::new(3).await;
+    cluster.start_in(&[1, 2, 3]).await;
+    cluster.wait_leader(3).await;
+    let writers = Writers::start(vec![cluster.client(2).await, cluster.client(3).await]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    tracing::info!("add a fourth node through a member that may not lead");
+    let addr = cluster.add_standby(4).await;
+    let admin = cluster.client(2).await;
+    let request = admin.request(AddNodeRequest {
+        id: 4,
+        address: addr,
+    });
+    admin.cluster().add_node(request).await.unwrap();
+    cluster.wait_leader(4).await;
+
+    tracing::info!("hand leadership to the new node");
+    let request = admin.request(TransferLeaderRequest { id: 4 });
+    admin.cluster().transfer_leader(request).await.unwrap();
+    let status = admin
+        .cluster()
+        .status(StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.leader, 4);
+
+    tracing::info!("remove node 1 and stop it");
+    let request = admin.request(RemoveNodeRequest { id: 1 });
+    admin.cluster().remove_node(request).await.unwrap();
+    cluster.kill(1).await;
+    cluster.members.remove(&1);
+    let leader = cluster.wait_leader(3).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let acked = writers.finish().await;
+    assert!(
+        acked.len() > 50,
+        "too few writes during the changes: {}",
+        acked.len()
+    );
+    assert_all_readable(&cluster.client(leader).await, &acked).await;
+    cluster.stop().await;
+}

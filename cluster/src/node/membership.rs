@@ -1,0 +1,262 @@
+//! Forming, joining and changing the cluster.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use micro_core::replicator::ReplicaError;
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::{BasicNode, ChangeMembers};
+use tokio::time::Instant;
+
+use crate::node::status::fatal_error;
+use micro_core::cluster::MembershipChange;
+
+use crate::peer::PeerCall;
+use crate::{ClusterError, RaftNode};
+
+/// How long a single-member cluster may take to elect itself.
+const FIRST_LEADER_WAIT: Duration = Duration::from_secs(10);
+/// How long a joining node keeps asking to be added.
+const JOIN_TRYING_MAX: Duration = Duration::from_secs(300);
+/// How long a leadership transfer may take.
+const TRANSFER_WAIT: Duration = Duration::from_secs(5);
+
+impl RaftNode {
+    /// Forms or joins the cluster as configured; see the module documentation.
+    pub async fn bootstrap(&self) -> Result<(), ClusterError> {
+        let raft = &self.inner.raft;
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let config = &self.inner.config;
+        if initialized {
+            tracing::info!(node_id = config.node_id, "recovered existing cluster state");
+            return Ok(());
+        }
+        if config.standby {
+            tracing::info!(
+                node_id = config.node_id,
+                "standing by to be added to a cluster"
+            );
+            return Ok(());
+        }
+        if let Some(addr) = config.join.clone() {
+            let node = self.clone();
+            self.keep_task(tokio::spawn(async move { node.join_through(&addr).await }));
+            return Ok(());
+        }
+        let founders: BTreeMap<u64, BasicNode> = if config.peers.is_empty() {
+            BTreeMap::from([(
+                config.node_id,
+                BasicNode {
+                    addr: config.peer_addr.clone(),
+                },
+            )])
+        } else {
+            config
+                .peers
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+                .collect()
+        };
+        // Exactly one founder initializes, so concurrent starts cannot form two clusters.
+        if founders.keys().next() != Some(&config.node_id) {
+            tracing::info!(
+                node_id = config.node_id,
+                "waiting for the founder to form the cluster"
+            );
+            return Ok(());
+        }
+        match raft.initialize(founders.clone()).await {
+            Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+            Err(err) => return Err(ClusterError::Raft(format!("initialize: {err}"))),
+        }
+        if founders.len() == 1 {
+            raft.wait(Some(FIRST_LEADER_WAIT))
+                .current_leader(config.node_id, "single-member cluster elects itself")
+                .await
+                .map_err(|e| {
+                    ClusterError::Raft(format!("no leader after {FIRST_LEADER_WAIT:?}: {e}"))
+                })?;
+        }
+        Ok(())
+    }
+
+    async fn join_through(&self, addr: &str) {
+        let change = MembershipChange::AddNode {
+            id: self.node_id(),
+            addr: self.inner.config.peer_addr.clone(),
+        };
+        let give_up = Instant::now() + JOIN_TRYING_MAX;
+        while Instant::now() < give_up {
+            let call = PeerCall::Membership(change.clone());
+            match self
+                .inner
+                .network
+                .call::<Result<(), ReplicaError>>(addr, &call, JOIN_TRYING_MAX)
+                .await
+            {
+                Ok(Ok(())) => {
+                    tracing::info!(node_id = self.node_id(), via = addr, "joined the cluster");
+                    return;
+                }
+                Ok(Err(err)) => tracing::warn!(%err, via = addr, "join refused; retrying"),
+                Err(err) => tracing::warn!(%err, via = addr, "join call failed; retrying"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        tracing::error!(
+            via = addr,
+            "could not join the cluster within {JOIN_TRYING_MAX:?}"
+        );
+    }
+
+    /// Changes membership or leadership through whichever node leads.
+    pub async fn change_membership(&self, change: MembershipChange) -> Result<(), ReplicaError> {
+        match self.leader() {
+            Some((id, _)) if id == self.node_id() => self.change_local(change).await,
+            Some((_, addr)) => {
+                let call = PeerCall::Membership(change);
+                let deadline = TRANSFER_WAIT + super::REQUEST_DEADLINE * 12;
+                self.inner
+                    .network
+                    .call::<Result<(), ReplicaError>>(&addr, &call, deadline)
+                    .await
+                    .map_err(|e| ReplicaError::NoLeader(e.to_string()))?
+            }
+            None => Err(ReplicaError::NoLeader("no leader is elected".to_owned())),
+        }
+    }
+
+    /// Runs a membership change on this node, which must lead.
+    pub(crate) async fn change_local(&self, change: MembershipChange) -> Result<(), ReplicaError> {
+        if self.leader().is_none_or(|(id, _)| id != self.node_id()) {
+            return Err(ReplicaError::NoLeader("this node does not lead".to_owned()));
+        }
+        let raft = &self.inner.raft;
+        let result = match change {
+            MembershipChange::AddNode { id, addr } => {
+                // As a learner first, so it catches up before it counts for the quorum.
+                raft.add_learner(id, BasicNode { addr }, true)
+                    .await
+                    .map_err(write_error)?;
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                    .await
+            }
+            MembershipChange::RemoveNode { id } => {
+                let voters: BTreeSet<u64> = raft
+                    .metrics()
+                    .borrow()
+                    .membership_config
+                    .membership()
+                    .voter_ids()
+                    .collect();
+                let change = if voters.contains(&id) {
+                    ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+                } else {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+                };
+                raft.change_membership(change, false).await
+            }
+            MembershipChange::TransferLeader { id } => return self.transfer_leader(id).await,
+        };
+        result.map(|_| ()).map_err(write_error)
+    }
+
+    /// Hands leadership to voter `target`: holds new writes, stops heartbeats so the
+    /// followers' leader lease expires, keeps the other voters from campaigning, and asks
+    /// the target to campaign. Everything is restored whatever the outcome.
+    async fn transfer_leader(&self, target: u64) -> Result<(), ReplicaError> {
+        if target == self.node_id() {
+            return Ok(());
+        }
+        let membership = self.inner.raft.metrics().borrow().membership_config.clone();
+        let voters: Vec<u64> = membership.membership().voter_ids().collect();
+        let Some(target_node) = membership.membership().get_node(&target).cloned() else {
+            return Err(ReplicaError::Unknown(format!(
+                "node {target} is not a member"
+            )));
+        };
+        if !voters.contains(&target) {
+            return Err(ReplicaError::Unknown(format!(
+                "node {target} is a learner, not a voter"
+            )));
+        }
+        let others: Vec<String> = voters
+            .iter()
+            .filter(|id| **id != target && **id != self.node_id())
+            .filter_map(|id| membership.membership().get_node(id).map(|n| n.addr.clone()))
+            .collect();
+        self.set_elect_everywhere(&others, false).await;
+        let outcome = self.hand_over(target, &target_node.addr).await;
+        self.set_elect_everywhere(&others, true).await;
+        outcome
+    }
+
+    async fn hand_over(&self, target: u64, target_addr: &str) -> Result<(), ReplicaError> {
+        let raft = &self.inner.raft;
+        self.inner.transferring.store(true, Ordering::Release);
+        raft.runtime_config().heartbeat(false);
+        raft.runtime_config().elect(false);
+        let lease = self.inner.config.election_timeout_max + Duration::from_millis(100);
+        tokio::time::sleep(lease).await;
+        let call = PeerCall::Campaign;
+        let campaign = self
+            .inner
+            .network
+            .call::<Result<(), ReplicaError>>(target_addr, &call, TRANSFER_WAIT)
+            .await;
+        let elected = match campaign {
+            Ok(Ok(())) => raft
+                .wait(Some(TRANSFER_WAIT))
+                .metrics(|m| m.current_leader == Some(target), "transfer leadership")
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    ReplicaError::Unknown(format!("node {target} did not take over: {e}"))
+                }),
+            Ok(Err(err)) => Err(err),
+            Err(err) => Err(ReplicaError::Unknown(format!(
+                "node {target} unreachable: {err}"
+            ))),
+        };
+        raft.runtime_config().heartbeat(true);
+        raft.runtime_config().elect(true);
+        self.inner.transferring.store(false, Ordering::Release);
+        elected
+    }
+
+    async fn set_elect_everywhere(&self, addrs: &[String], enabled: bool) {
+        for addr in addrs {
+            let call = PeerCall::SetElect(enabled);
+            if let Err(err) = self
+                .inner
+                .network
+                .call::<Result<(), ReplicaError>>(addr, &call, TRANSFER_WAIT)
+                .await
+            {
+                tracing::warn!(%err, addr, enabled, "could not set elections on a voter");
+            }
+        }
+    }
+
+    /// Starts an election on this node now (the last step of a leadership transfer).
+    pub(crate) async fn campaign(&self) -> Result<(), ReplicaError> {
+        self.inner.raft.runtime_config().elect(true);
+        self.inner.raft.trigger().elect().await.map_err(fatal_error)
+    }
+}
+
+fn write_error(err: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> ReplicaError {
+    match err {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+            ReplicaError::NoLeader("this node no longer leads".to_owned())
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            ReplicaError::Unknown(e.to_string())
+        }
+        RaftError::Fatal(fatal) => fatal_error(fatal),
+    }
+}

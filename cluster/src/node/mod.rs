@@ -1,0 +1,139 @@
+//! [`RaftNode`]: one Raft member, assembled from its storage and peer network, and the
+//! `Replicator` the services use.
+//!
+//! ```text
+//! start: Flusher + KvLogStore + KvStateMachine + PeerNetwork ─> Raft::new (seeded) ─> ticker
+//! (the caller serves the peer service, then) bootstrap:
+//!     initialized already          -> nothing (a restart recovers from log and snapshot)
+//!     no peers, no join            -> initialize a single-member cluster, wait to lead
+//!     --peers, lowest id           -> initialize the founding members once
+//!     --peers, other ids           -> wait to be contacted by the founder
+//!     --join ADDR                  -> ask ADDR (which asks the leader) to add this node
+//!     --standby                    -> wait to be added (`micro cluster add-node`)
+//! ```
+
+mod membership;
+mod propose;
+mod status;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Duration;
+
+use micro_core::Clock;
+use micro_core::kv::KvBackend;
+use micro_core::rng::entropy_seed;
+use openraft::Raft;
+use tokio::task::JoinHandle;
+
+use crate::peer::{PeerConnector, PeerNetwork};
+use crate::{
+    ClusterError, Flusher, KvLogStore, KvStateMachine, RaftNodeConfig, SeededRuntime, TypeConfig,
+};
+
+/// How long a write or read waits for a leader and a quorum before it fails.
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
+
+/// One running Raft member.
+#[derive(Debug, Clone)]
+pub struct RaftNode {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: RaftNodeConfig,
+    raft: Raft<TypeConfig>,
+    kv: Arc<dyn KvBackend>,
+    clock: Arc<dyn Clock>,
+    network: PeerNetwork,
+    committed_index: Arc<AtomicU64>,
+    /// A write since the last tick: log time moved without one.
+    busy: AtomicBool,
+    /// Leadership is being handed over: hold new proposals.
+    transferring: AtomicBool,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftNode")
+            .field("node_id", &self.config.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RaftNode {
+    /// Starts a member on `kv`, dialling peers through `connector`. It takes part in
+    /// Raft at once, but forms or joins a cluster only in [`RaftNode::bootstrap`], which
+    /// the caller runs once the peer service is served.
+    pub async fn start(
+        config: RaftNodeConfig,
+        kv: Arc<dyn KvBackend>,
+        clock: Arc<dyn Clock>,
+        connector: Arc<dyn PeerConnector>,
+    ) -> Result<Self, ClusterError> {
+        let raft_config = Arc::new(config.to_openraft()?);
+        let flusher = Flusher::spawn(kv.clone());
+        let log = KvLogStore::new(kv.clone(), flusher.clone());
+        let committed_index = log.committed_index();
+        let machine = KvStateMachine::new(kv.clone(), flusher);
+        let network = PeerNetwork::new(connector);
+        let seed = config.seed.unwrap_or_else(entropy_seed);
+        let raft = SeededRuntime::scope(
+            seed,
+            Raft::new(config.node_id, raft_config, network.clone(), log, machine),
+        )
+        .await
+        .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let inner = Arc::new(Inner {
+            config,
+            raft,
+            kv,
+            clock,
+            network,
+            committed_index,
+            busy: AtomicBool::new(false),
+            transferring: AtomicBool::new(false),
+            tasks: std::sync::Mutex::new(Vec::new()),
+        });
+        let node = Self { inner };
+        let ticker = tokio::spawn(propose::tick_loop(Arc::downgrade(&node.inner)));
+        node.keep_task(ticker);
+        Ok(node)
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> u64 {
+        self.inner.config.node_id
+    }
+
+    /// The openraft handle.
+    pub(crate) fn raft(&self) -> &Raft<TypeConfig> {
+        &self.inner.raft
+    }
+
+    fn keep_task(&self, task: JoinHandle<()>) {
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(task);
+    }
+
+    /// Stops Raft and the node's tasks. Writes acknowledged before are durable.
+    pub async fn shutdown(&self) {
+        let tasks: Vec<_> = self
+            .inner
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+            .collect();
+        for task in tasks {
+            task.abort();
+        }
+        if let Err(err) = self.inner.raft.shutdown().await {
+            tracing::warn!(%err, "raft did not shut down cleanly");
+        }
+    }
+}

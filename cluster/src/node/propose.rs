@@ -1,0 +1,193 @@
+//! Writes and linearizable reads from any node: local on the leader, forwarded by a
+//! follower, each within [`REQUEST_DEADLINE`].
+
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use micro_core::replicator::ReplicaError;
+use micro_core::state::{Command, Request, Response};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use tokio::time::Instant;
+
+use crate::RaftNode;
+use crate::node::status::fatal_error;
+use crate::node::{Inner, REQUEST_DEADLINE};
+use crate::peer::{CallError, PeerCall};
+
+/// How long to wait before asking again who leads.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Proposes a `Tick` every `tick_interval` while this node leads and nothing else was
+/// written, so log time (and expiry) moves on an idle cluster.
+pub(super) async fn tick_loop(inner: Weak<Inner>) {
+    let Some(every) = inner.upgrade().map(|i| i.config.tick_interval) else {
+        return;
+    };
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let Some(inner) = inner.upgrade() else { return };
+        let node = RaftNode { inner };
+        let leading = node.leader().is_some_and(|(id, _)| id == node.node_id());
+        if !leading || node.inner.busy.swap(false, Ordering::Relaxed) {
+            continue;
+        }
+        if let Err(err) = node.propose_local(Command::Tick).await {
+            tracing::debug!(%err, "tick not applied");
+        }
+    }
+}
+
+impl RaftNode {
+    /// The leader this node knows of: its id and peer address.
+    pub(crate) fn leader(&self) -> Option<(u64, String)> {
+        let metrics = self.inner.raft.metrics().borrow().clone();
+        let id = metrics.current_leader?;
+        let node = metrics
+            .membership_config
+            .membership()
+            .get_node(&id)?
+            .clone();
+        Some((id, node.addr))
+    }
+
+    /// Proposes `command` on this node, which must lead; otherwise `NoLeader`.
+    pub(crate) async fn propose_local(&self, command: Command) -> Result<Response, ReplicaError> {
+        if self.inner.transferring.load(Ordering::Acquire) {
+            return Err(ReplicaError::NoLeader(
+                "leadership is being transferred".to_owned(),
+            ));
+        }
+        self.inner.busy.store(true, Ordering::Relaxed);
+        let request = Request {
+            at_ms: self.inner.clock.now_ms(),
+            command,
+        };
+        let write = self.inner.raft.client_write(request);
+        match tokio::time::timeout(REQUEST_DEADLINE, write).await {
+            Ok(Ok(written)) => Ok(written.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+                Err(ReplicaError::NoLeader("this node does not lead".to_owned()))
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                Err(ReplicaError::Unknown(e.to_string()))
+            }
+            Ok(Err(RaftError::Fatal(fatal))) => Err(fatal_error(fatal)),
+            Err(_) => Err(ReplicaError::NoQuorum(format!(
+                "the write was not committed within {REQUEST_DEADLINE:?}: this node cannot \
+                 reach a majority (it is applied only if the majority is reached again)"
+            ))),
+        }
+    }
+
+    /// Proposes `command` through whichever node leads, retrying while there is none.
+    pub(crate) async fn propose_anywhere(
+        &self,
+        command: Command,
+    ) -> Result<Response, ReplicaError> {
+        let deadline = Instant::now() + REQUEST_DEADLINE;
+        loop {
+            let attempt = match self.leader() {
+                Some((id, _)) if id == self.node_id() => self.propose_local(command.clone()).await,
+                Some((_, addr)) => self.forward(&addr, &command, deadline).await,
+                None => Err(ReplicaError::NoLeader("no leader is elected".to_owned())),
+            };
+            match attempt {
+                Err(ReplicaError::NoLeader(why)) if Instant::now() + RETRY_PAUSE < deadline => {
+                    tracing::debug!(%why, "retrying a write");
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        addr: &str,
+        command: &Command,
+        deadline: Instant,
+    ) -> Result<Response, ReplicaError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let call = PeerCall::Forward(command.clone());
+        match self
+            .inner
+            .network
+            .call::<Result<Response, ReplicaError>>(addr, &call, left)
+            .await
+        {
+            Ok(answer) => answer,
+            // Not delivered: safe to try again.
+            Err(CallError::Unreachable(why)) => Err(ReplicaError::NoLeader(why)),
+            Err(CallError::Network(why)) => Err(ReplicaError::Unknown(format!(
+                "the leader at {addr} did not answer ({why}); the write may or may not be applied"
+            ))),
+        }
+    }
+
+    /// The read index on this node, which must lead: every write committed before the
+    /// call is at or below it.
+    pub(crate) async fn read_index_local(&self) -> Result<u64, ReplicaError> {
+        let check = self.inner.raft.ensure_linearizable();
+        match tokio::time::timeout(REQUEST_DEADLINE, check).await {
+            Ok(Ok(read_log_id)) => Ok(read_log_id.map_or(0, |id| id.index)),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
+                Err(ReplicaError::NoLeader("this node does not lead".to_owned()))
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
+                Err(ReplicaError::NoQuorum(e.to_string()))
+            }
+            Ok(Err(RaftError::Fatal(fatal))) => Err(fatal_error(fatal)),
+            Err(_) => Err(ReplicaError::NoQuorum(format!(
+                "leadership not confirmed by a majority within {REQUEST_DEADLINE:?}"
+            ))),
+        }
+    }
+
+    /// Waits until local reads are linearizable: on the leader its read index, on a
+    /// follower the leader's read index applied locally.
+    pub(crate) async fn barrier(&self) -> Result<(), ReplicaError> {
+        let deadline = Instant::now() + REQUEST_DEADLINE;
+        loop {
+            let attempt = match self.leader() {
+                Some((id, _)) if id == self.node_id() => self.read_index_local().await,
+                Some((_, addr)) => self.remote_read_index(&addr, deadline).await,
+                None => Err(ReplicaError::NoLeader("no leader is elected".to_owned())),
+            };
+            match attempt {
+                Ok(index) => return self.wait_applied(index, deadline).await,
+                Err(ReplicaError::NoLeader(_)) if Instant::now() + RETRY_PAUSE < deadline => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn remote_read_index(&self, addr: &str, deadline: Instant) -> Result<u64, ReplicaError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let answer =
+            self.inner
+                .network
+                .call::<Result<u64, ReplicaError>>(addr, &PeerCall::ReadIndex, left);
+        match answer.await {
+            Ok(answer) => answer,
+            Err(err) => Err(ReplicaError::NoLeader(err.to_string())),
+        }
+    }
+
+    async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), ReplicaError> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.inner
+            .raft
+            .wait(Some(left))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                ReplicaError::NoQuorum(format!("not caught up to the read index {index}: {e}"))
+            })
+    }
+}

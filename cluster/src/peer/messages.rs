@@ -1,0 +1,20 @@
+//! Calls between nodes that are not openraft's own.
+
+use micro_core::cluster::MembershipChange;
+use micro_core::state::Command;
+use serde::{Deserialize, Serialize};
+
+/// What a node asks of a peer besides Raft's own RPCs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum PeerCall {
+    /// Propose this command (the callee must be the leader).
+    Forward(Command),
+    /// The leader's read index.
+    ReadIndex,
+    /// Change membership (the callee must be the leader).
+    Membership(MembershipChange),
+    /// Allow or forbid this node to start elections (leadership transfer).
+    SetElect(bool),
+    /// Start an election now (leadership transfer).
+    Campaign,
+}
