@@ -18,7 +18,7 @@ use openraft::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::codec::{decode, encode};
+use crate::codec::{decode, decode_checked, encode, encode_checked};
 use crate::{Flusher, TypeConfig};
 
 const VOTE_KEY: &[u8] = b"vote";
@@ -110,7 +110,7 @@ impl RaftLogReader<TypeConfig> for KvLogStore {
                 Space::Log,
                 &keys,
                 ScanOrder::Asc,
-                &mut |_, v| match decode(v) {
+                &mut |_, v| match decode_checked(v) {
                     Ok(entry) => {
                         entries.push(entry);
                         true
@@ -141,7 +141,7 @@ impl openraft::storage::RaftLogStorage<TypeConfig> for KvLogStore {
                 &KeyRange::prefix(b""),
                 ScanOrder::Desc,
                 &mut |_, v| {
-                    last = Some(decode::<Entry<TypeConfig>>(v));
+                    last = Some(decode_checked::<Entry<TypeConfig>>(v));
                     false
                 },
             )
@@ -198,8 +198,8 @@ impl openraft::storage::RaftLogStorage<TypeConfig> for KvLogStore {
     {
         let mut batch = WriteBatch::default();
         for entry in entries {
-            let bytes =
-                encode(&entry).map_err(|e| StorageIOError::write_log_entry(entry.log_id, e))?;
+            let bytes = encode_checked(&entry)
+                .map_err(|e| StorageIOError::write_log_entry(entry.log_id, e))?;
             batch.put(Space::Log, index_key(entry.log_id.index), bytes);
         }
         self.kv

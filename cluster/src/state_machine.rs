@@ -21,7 +21,7 @@ use openraft::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{decode, encode};
+use crate::codec::{decode, decode_checked, encode, encode_checked};
 use crate::{Flusher, TypeConfig};
 
 const LAST_APPLIED_KEY: &[u8] = b"raft_last_applied";
@@ -130,8 +130,8 @@ impl KvStateMachine {
         mut batch: WriteBatch,
     ) -> StorageResult<()> {
         let signature = Some(stored.meta.signature());
-        let bytes =
-            encode(stored).map_err(|e| StorageIOError::write_snapshot(signature.clone(), e))?;
+        let bytes = encode_checked(stored)
+            .map_err(|e| StorageIOError::write_snapshot(signature.clone(), e))?;
         batch.put(Space::Snapshot, SNAPSHOT_KEY.to_vec(), bytes);
         self.kv
             .write(batch)
@@ -174,8 +174,8 @@ impl RaftSnapshotBuilder<TypeConfig> for KvSnapshotBuilder {
             last_membership: membership,
             snapshot_id,
         };
-        let body =
-            encode(&data).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e))?;
+        let body = encode_checked(&data)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), e))?;
         let stored = StoredSnapshot {
             meta: meta.clone(),
             data: body.clone(),
@@ -228,8 +228,8 @@ impl RaftStateMachine<TypeConfig> for KvStateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> StorageResult<()> {
         let body = snapshot.into_inner();
-        let data: SnapshotData =
-            decode(&body).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), e))?;
+        let data: SnapshotData = decode_checked(&body)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), e))?;
         let mut batch = WriteBatch::default();
         for space in Space::STATE {
             // Keys have no upper bound a range could name, so the old state is removed
@@ -265,7 +265,7 @@ impl RaftStateMachine<TypeConfig> for KvStateMachine {
             .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
         let Some(bytes) = bytes else { return Ok(None) };
         let stored: StoredSnapshot =
-            decode(&bytes).map_err(|e| StorageIOError::read_snapshot(None, e))?;
+            decode_checked(&bytes).map_err(|e| StorageIOError::read_snapshot(None, e))?;
         Ok(Some(Snapshot {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),

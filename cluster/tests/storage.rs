@@ -111,3 +111,40 @@ async fn start(
     node.bootstrap().await.unwrap();
     node
 }
+
+#[tokio::test]
+async fn a_corrupt_log_entry_is_refused_with_a_clear_error() {
+    let kv = Arc::new(MemKvBackend::new());
+    let clock = Arc::new(micro_core::SystemClock);
+    let config = RaftNodeConfig::single(1, "127.0.0.1:1");
+    let node = start(config.clone(), kv.clone(), clock.clone()).await;
+    node.propose(put("k")).await.unwrap();
+    node.shutdown().await;
+
+    tracing::info!("flip one bit of the last log entry, as a bad disk would");
+    let mut last = None;
+    let all = micro_core::kv::KeyRange::prefix(b"");
+    kv.scan(
+        micro_core::kv::Space::Log,
+        &all,
+        micro_core::kv::ScanOrder::Desc,
+        &mut |k, v| {
+            last = Some((k.to_vec(), v.to_vec()));
+            false
+        },
+    )
+    .unwrap();
+    let (key, mut value) = last.unwrap();
+    let end = value.len() - 1;
+    value[end] ^= 0x01;
+    let mut batch = micro_core::kv::WriteBatch::default();
+    batch.put(micro_core::kv::Space::Log, key, value);
+    kv.write(batch).unwrap();
+
+    let connector = Arc::new(micro_cluster::TcpConnector);
+    let err = match RaftNode::start(config, kv, clock, connector).await {
+        Ok(node) => node.bootstrap().await.unwrap_err(),
+        Err(err) => err,
+    };
+    assert!(err.to_string().contains("corrupt"), "{err}");
+}

@@ -1,5 +1,6 @@
 //! The commands of `micro` and the entry points of both binaries.
 
+pub mod bench;
 mod cluster;
 mod output;
 mod server;
@@ -46,6 +47,12 @@ pub enum Command {
     /// Inspect the Raft cluster
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Measure throughput and latency through the proxy
+    #[command(
+        subcommand,
+        after_help = "Example:\n  micro bench store --concurrency 1,16,64"
+    )]
+    Bench(bench::BenchCommand),
 }
 
 /// micro-node: one node of a Micro cluster.
@@ -123,5 +130,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Server(args) => server::run(args).await,
         Command::Store(command) => store::run(&connect().await?, command).await,
         Command::Cluster(command) => cluster::run(&connect().await?, command).await,
+        Command::Bench(command) => bench::run(&connect().await?, command).await,
     }
 }

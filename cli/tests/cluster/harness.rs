@@ -86,6 +86,21 @@ impl TestCluster {
         addr
     }
 
+    /// Adds a member that joins through member `via` by itself (`--join`) and starts it.
+    pub(crate) async fn add_joiner(&mut self, id: u64, via: u64) {
+        let mut config = config(id, free_addr().await, BTreeMap::new());
+        config.join = Some(self.members[&via].config.peer_addr.clone());
+        self.members.insert(
+            id,
+            Member {
+                config,
+                kv: Arc::new(MemKvBackend::new()),
+                node: None,
+            },
+        );
+        self.start(id).await;
+    }
+
     /// Starts (or restarts) member `id` on its storage.
     pub(crate) async fn start(&mut self, id: u64) {
         let member = self.members.get_mut(&id).unwrap();

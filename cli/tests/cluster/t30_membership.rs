@@ -54,3 +54,20 @@ async fn add_transfer_and_remove_under_load_lose_no_write() {
     assert_all_readable(&cluster.client(leader).await, &acked).await;
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_started_with_join_becomes_a_voter() {
+    let mut cluster = TestCluster::new(3).await;
+    cluster.start_in(&[1, 2, 3]).await;
+    cluster.wait_leader(3).await;
+    crate::harness::write(&cluster.client(1).await, "before-join")
+        .await
+        .unwrap();
+    cluster.add_joiner(4, 3).await;
+    cluster.wait_leader(4).await;
+    let value = crate::harness::read(&cluster.client(4).await, "before-join", false)
+        .await
+        .unwrap();
+    assert_eq!(value, b"before-join");
+    cluster.stop().await;
+}

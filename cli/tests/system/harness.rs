@@ -16,10 +16,15 @@ pub(crate) struct Node {
 impl Node {
     /// Starts a node on `data_dir` with ports chosen by the OS, and waits for its ready line.
     pub(crate) fn start(data_dir: &Path) -> Self {
+        Self::start_with(data_dir, &["--peer-addr", "127.0.0.1:0"])
+    }
+
+    /// Starts a node with `extra` flags (proxy and API on OS-chosen ports).
+    pub(crate) fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_micro-node"))
             .args(["--data-dir", data_dir.to_str().unwrap()])
             .args(["--proxy-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"])
-            .args(["--peer-addr", "127.0.0.1:0"])
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

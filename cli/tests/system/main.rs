@@ -10,3 +10,4 @@ mod harness;
 mod t10_store_cli;
 mod t20_durability;
 mod t30_grpc_contract;
+mod t40_cluster;

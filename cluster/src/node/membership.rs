@@ -131,7 +131,7 @@ impl RaftNode {
     }
 
     /// Runs a membership change on this node, which must lead.
-    pub(crate) async fn change_local(&self, change: MembershipChange) -> Result<(), ReplicaError> {
+    async fn change_local(&self, change: MembershipChange) -> Result<(), ReplicaError> {
         if self.leader().is_none_or(|(id, _)| id != self.node_id()) {
             return Err(ReplicaError::NoLeader("this node does not lead".to_owned()));
         }

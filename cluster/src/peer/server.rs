@@ -83,7 +83,7 @@ impl Peer for PeerService {
         match decode::<PeerCall>(request)? {
             PeerCall::Forward(command) => encode(&self.node.propose_local(command).await),
             PeerCall::ReadIndex => encode(&self.node.read_index_local().await),
-            PeerCall::Membership(change) => encode(&self.node.change_local(change).await),
+            PeerCall::Membership(change) => encode(&self.node.change_membership(change).await),
             PeerCall::SetElect(enabled) => {
                 self.node.raft().runtime_config().elect(enabled);
                 encode(&Ok::<(), micro_core::replicator::ReplicaError>(()))
