@@ -43,6 +43,7 @@ mod flusher;
 mod log_store;
 mod node;
 mod peer;
+mod proposal;
 #[cfg(feature = "rocksdb")]
 mod rocks;
 mod runtime;
@@ -55,6 +56,7 @@ pub use flusher::Flusher;
 pub use log_store::KvLogStore;
 pub use node::{REQUEST_DEADLINE, RaftNode};
 pub use peer::{PeerClient, PeerConnector, PeerNetwork, PeerService, TcpConnector, serve_peer};
+pub use proposal::{Outcomes, Proposal};
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksKvBackend;
 pub use runtime::SeededRuntime;

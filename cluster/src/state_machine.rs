@@ -13,7 +13,7 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use micro_core::kv::{KeyRange, KvBackend, ScanOrder, Space, WriteBatch};
-use micro_core::state::{Response, apply};
+use micro_core::state::{Request, Response, apply};
 use openraft::storage::RaftStateMachine;
 use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot, SnapshotMeta,
@@ -22,6 +22,7 @@ use openraft::{
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{decode, decode_checked, encode, encode_checked};
+use crate::proposal::{Outcomes, Proposal};
 use crate::{Flusher, TypeConfig};
 
 const LAST_APPLIED_KEY: &[u8] = b"raft_last_applied";
@@ -77,16 +78,13 @@ impl KvStateMachine {
         Ok((last_applied, membership))
     }
 
-    fn apply_one(&self, entry: &Entry<TypeConfig>) -> StorageResult<Response> {
+    fn apply_one(&self, entry: &Entry<TypeConfig>) -> StorageResult<Outcomes> {
         let mut batch = WriteBatch::default();
-        let mut response = Response::Done;
+        let mut outcomes = Vec::new();
         match &entry.payload {
             EntryPayload::Blank => {}
-            EntryPayload::Normal(request) => {
-                let applied = apply(self.kv.as_ref(), request)
-                    .map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
-                batch.extend(applied.batch);
-                response = applied.response;
+            EntryPayload::Normal(proposal) => {
+                outcomes = self.apply_commands(entry.log_id, proposal, &mut batch)?;
             }
             EntryPayload::Membership(membership) => {
                 let stored = Membership::new(Some(entry.log_id), membership.clone());
@@ -100,7 +98,40 @@ impl KvStateMachine {
         self.kv
             .write(batch)
             .map_err(|e| StorageIOError::apply(entry.log_id, &e))?;
-        Ok(response)
+        Ok(Outcomes(outcomes))
+    }
+
+    /// Applies the commands of one entry in order. Each command must see the writes of
+    /// the ones before it, so all but the last are written at once; the last goes into
+    /// `batch`, which the caller writes with the entry's position. A crash in between
+    /// re-applies the entry on restart, which is harmless: every command is idempotent
+    /// on the state it produced (a put finds its record, a delete finds none, a tick
+    /// finds nothing more to purge).
+    fn apply_commands(
+        &self,
+        log_id: LogId<u64>,
+        proposal: &Proposal,
+        batch: &mut WriteBatch,
+    ) -> StorageResult<Vec<Response>> {
+        let mut responses = Vec::with_capacity(proposal.commands.len());
+        let last = proposal.commands.len().saturating_sub(1);
+        for (i, command) in proposal.commands.iter().enumerate() {
+            let request = Request {
+                at_ms: proposal.at_ms,
+                command: command.clone(),
+            };
+            let applied =
+                apply(self.kv.as_ref(), &request).map_err(|e| StorageIOError::apply(log_id, &e))?;
+            responses.push(applied.response);
+            if i == last {
+                batch.extend(applied.batch);
+            } else {
+                self.kv
+                    .write(applied.batch)
+                    .map_err(|e| StorageIOError::apply(log_id, &e))?;
+            }
+        }
+        Ok(responses)
     }
 
     /// Copies every state space: the body of a snapshot.
@@ -197,7 +228,7 @@ impl RaftStateMachine<TypeConfig> for KvStateMachine {
         self.applied()
     }
 
-    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Response>>
+    async fn apply<I>(&mut self, entries: I) -> StorageResult<Vec<Outcomes>>
     where
         I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
         I::IntoIter: OptionalSend,

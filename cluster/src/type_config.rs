@@ -3,16 +3,15 @@
 // `declare_raft_types!` names the default snapshot type as a bare `Cursor`.
 use std::io::Cursor;
 
-use micro_core::state::{Request, Response};
-
+use crate::proposal::{Outcomes, Proposal};
 use crate::runtime::SeededRuntime;
 
 openraft::declare_raft_types!(
-    /// Micro's Raft types: log entries carry a core `Request`, apply returns a core
-    /// `Response`, node ids are `u64`, and the runtime's RNG can be seeded.
+    /// Micro's Raft types: log entries carry a [`Proposal`] (a batch of core commands),
+    /// apply returns their [`Outcomes`], node ids are `u64`, and the runtime's RNG can be seeded.
     pub TypeConfig:
-        D = Request,
-        R = Response,
+        D = Proposal,
+        R = Outcomes,
         NodeId = u64,
         Node = openraft::BasicNode,
         SnapshotData = Cursor<Vec<u8>>,

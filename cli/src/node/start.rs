@@ -127,7 +127,7 @@ pub async fn start_node(config: &NodeConfig, deps: NodeDeps) -> Result<RunningNo
         .map_err(|e| fail("raft", &e))?;
     let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
-    let peer_incoming = tokio_stream::wrappers::TcpListenerStream::new(deps.peer_listener);
+    let peer_incoming = no_delay(deps.peer_listener);
     servers.push(spawn_server(
         "peer",
         micro_cluster::serve_peer(peer_incoming, raft.clone(), wait_stop(stopped.clone())),
@@ -142,14 +142,14 @@ pub async fn start_node(config: &NodeConfig, deps: NodeDeps) -> Result<RunningNo
         replicator,
         clock: deps.clock,
     };
-    let proxy_incoming = tokio_stream::wrappers::TcpListenerStream::new(deps.proxy_listener);
+    let proxy_incoming = no_delay(deps.proxy_listener);
     servers.push(spawn_server(
         "proxy",
         micro_gateway::serve_proxy(proxy_incoming, proxy_deps, wait_stop(stopped.clone())),
     ));
     servers.push(spawn_server(
         "api",
-        micro_gateway::serve_api(deps.api_listener, wait_stop(stopped)),
+        micro_gateway::serve_api(axum_no_delay(deps.api_listener), wait_stop(stopped)),
     ));
     Ok(RunningNode {
         proxy_addr,
@@ -159,6 +159,31 @@ pub async fn start_node(config: &NodeConfig, deps: NodeDeps) -> Result<RunningNo
         supervisor,
         stop,
         servers,
+    })
+}
+
+/// The connections of `listener`, with Nagle's algorithm off: replies are small, and
+/// without `TCP_NODELAY` each one waits out the client's delayed ACK (about 40 ms).
+fn no_delay(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|stream| {
+            if let Err(err) = stream.set_nodelay(true) {
+                tracing::debug!(%err, "could not set TCP_NODELAY");
+            }
+        })
+    })
+}
+
+/// The API listener with `TCP_NODELAY` on every connection (see [`no_delay`]).
+fn axum_no_delay(listener: TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|stream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(%err, "could not set TCP_NODELAY");
+        }
     })
 }
 

@@ -2,9 +2,7 @@
 
 use std::time::Duration;
 
-use micro_proto::cluster::{
-    AddNodeRequest, RemoveNodeRequest, StatusRequest, TransferLeaderRequest,
-};
+use micro_proto::cluster::{AddNodeRequest, RemoveNodeRequest, TransferLeaderRequest};
 
 use crate::harness::{TestCluster, Writers, assert_all_readable};
 
@@ -29,13 +27,8 @@ async fn add_transfer_and_remove_under_load_lose_no_write() {
     tracing::info!("hand leadership to the new node");
     let request = admin.request(TransferLeaderRequest { id: 4 });
     admin.cluster().transfer_leader(request).await.unwrap();
-    let status = admin
-        .cluster()
-        .status(StatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(status.leader, 4);
+    // Every member learns of the new leader with its first heartbeat.
+    assert_eq!(cluster.wait_leader(4).await, 4);
 
     tracing::info!("remove node 1 and stop it");
     let request = admin.request(RemoveNodeRequest { id: 1 });

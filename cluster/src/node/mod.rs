@@ -12,6 +12,7 @@
 //!     --standby                    -> wait to be added (`micro cluster add-node`)
 //! ```
 
+mod batcher;
 mod membership;
 mod propose;
 mod status;
@@ -44,13 +45,14 @@ struct Inner {
     config: RaftNodeConfig,
     raft: Raft<TypeConfig>,
     kv: Arc<dyn KvBackend>,
-    clock: Arc<dyn Clock>,
     network: PeerNetwork,
     committed_index: Arc<AtomicU64>,
     /// A write since the last tick: log time moved without one.
     busy: AtomicBool,
     /// Leadership is being handed over: hold new proposals.
     transferring: AtomicBool,
+    /// Where local proposals queue for the batcher.
+    proposals: tokio::sync::mpsc::Sender<batcher::Pending>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -85,11 +87,12 @@ impl RaftNode {
         )
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        let proposals = batcher::spawn(raft.clone(), clock.clone());
         let inner = Arc::new(Inner {
+            proposals,
             config,
             raft,
             kv,
-            clock,
             network,
             committed_index,
             busy: AtomicBool::new(false),

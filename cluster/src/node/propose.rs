@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use micro_core::replicator::ReplicaError;
-use micro_core::state::{Command, Request, Response};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use micro_core::state::{Command, Response};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use tokio::time::Instant;
 
 use crate::RaftNode;
@@ -61,25 +61,12 @@ impl RaftNode {
             ));
         }
         self.inner.busy.store(true, Ordering::Relaxed);
-        let request = Request {
-            at_ms: self.inner.clock.now_ms(),
-            command,
-        };
-        let write = self.inner.raft.client_write(request);
-        match tokio::time::timeout(REQUEST_DEADLINE, write).await {
-            Ok(Ok(written)) => Ok(written.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(ReplicaError::NoLeader("this node does not lead".to_owned()))
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(ReplicaError::Unknown(e.to_string()))
-            }
-            Ok(Err(RaftError::Fatal(fatal))) => Err(fatal_error(fatal)),
-            Err(_) => Err(ReplicaError::NoQuorum(format!(
-                "the write was not committed within {REQUEST_DEADLINE:?}: this node cannot \
-                 reach a majority (it is applied only if the majority is reached again)"
-            ))),
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let queued = self.inner.proposals.send((command, reply)).await;
+        if queued.is_err() {
+            return Err(ReplicaError::ShuttingDown);
         }
+        answer.await.unwrap_or(Err(ReplicaError::ShuttingDown))
     }
 
     /// Proposes `command` through whichever node leads, retrying while there is none.

@@ -1,0 +1,96 @@
+//! The batcher: client commands that arrive while earlier proposals are in flight are
+//! proposed together as one log entry.
+//!
+//! ```text
+//! propose_local ─(command, reply)─> channel ─> batcher: take a slot (at most
+//!     IN_FLIGHT_MAX entries in flight), drain up to BATCH_MAX waiting commands,
+//!     client_write(Proposal) in its own task ─> answer each command from its outcome
+//! ```
+//!
+//! At low load every command is proposed at once (a slot is free); under load commands
+//! queue while the slots are busy and share the next entry: one append, one fsync, one
+//! replication round and one apply for all of them.
+
+use std::sync::Arc;
+
+use micro_core::Clock;
+use micro_core::replicator::ReplicaError;
+use micro_core::state::{Command, Response};
+use openraft::Raft;
+use openraft::error::{ClientWriteError, RaftError};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::node::REQUEST_DEADLINE;
+use crate::node::status::fatal_error;
+use crate::{Proposal, TypeConfig};
+
+/// The most commands one log entry carries.
+pub(crate) const BATCH_MAX: usize = 512;
+/// The most log entries this node has in flight at once.
+pub(crate) const IN_FLIGHT_MAX: usize = 4;
+/// The most commands waiting for a batch.
+pub(crate) const QUEUE_MAX: usize = 16_384;
+
+/// A command waiting to be proposed, with where its answer goes.
+pub(crate) type Pending = (Command, oneshot::Sender<Result<Response, ReplicaError>>);
+
+/// Starts the batcher of `raft`; it ends when every sender is dropped.
+pub(crate) fn spawn(raft: Raft<TypeConfig>, clock: Arc<dyn Clock>) -> mpsc::Sender<Pending> {
+    let (tx, rx) = mpsc::channel(QUEUE_MAX);
+    tokio::spawn(run(raft, clock, rx));
+    tx
+}
+
+async fn run(raft: Raft<TypeConfig>, clock: Arc<dyn Clock>, mut rx: mpsc::Receiver<Pending>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else { return };
+        let mut batch = vec![first];
+        while batch.len() < BATCH_MAX {
+            match rx.try_recv() {
+                Ok(pending) => batch.push(pending),
+                Err(_) => break,
+            }
+        }
+        let (raft, at_ms) = (raft.clone(), clock.now_ms());
+        tokio::spawn(async move {
+            propose(&raft, at_ms, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn propose(raft: &Raft<TypeConfig>, at_ms: u64, batch: Vec<Pending>) {
+    let (commands, replies): (Vec<Command>, Vec<_>) = batch.into_iter().unzip();
+    let write = raft.client_write(Proposal { at_ms, commands });
+    let outcome = match tokio::time::timeout(REQUEST_DEADLINE, write).await {
+        Ok(Ok(written)) => Ok(written.data.0),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+            Err(ReplicaError::NoLeader("this node does not lead".to_owned()))
+        }
+        Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+            Err(ReplicaError::Unknown(e.to_string()))
+        }
+        Ok(Err(RaftError::Fatal(fatal))) => Err(fatal_error(fatal)),
+        Err(_) => Err(ReplicaError::NoQuorum(format!(
+            "the write was not committed within {REQUEST_DEADLINE:?}: this node cannot reach \
+             a majority (it is applied only if the majority is reached again)"
+        ))),
+    };
+    match outcome {
+        Ok(responses) => {
+            for (reply, response) in replies.into_iter().zip(responses) {
+                // A caller that gave up has nobody to tell.
+                let _ = reply.send(Ok(response));
+            }
+        }
+        Err(err) => {
+            for reply in replies {
+                let _ = reply.send(Err(err.clone()));
+            }
+        }
+    }
+}
