@@ -30,6 +30,10 @@ pub enum ReplicaError {
     /// No leader is known or reachable now; the request was not applied. Retry.
     #[error("no leader: {0}")]
     NoLeader(String),
+    /// The request is invalid for the cluster as it is (e.g. a membership change naming a
+    /// node that is not a member); nothing was changed.
+    #[error("{0}")]
+    Rejected(String),
     /// The request may or may not have been applied (the node lost track of it).
     #[error("outcome unknown: {0}")]
     Unknown(String),
@@ -49,6 +53,7 @@ impl HasCode for ReplicaError {
     fn code(&self) -> Code {
         match self {
             Self::NoLeader(_) | Self::NoQuorum(_) | Self::ShuttingDown => Code::Unavailable,
+            Self::Rejected(_) => Code::BadRequest,
             Self::Unknown(_) => Code::Timeout,
             Self::Fatal(_) => Code::Internal,
         }
@@ -191,6 +196,6 @@ impl Replicator for MemReplicator {
         change: MembershipChange,
     ) -> BoxFuture<'static, Result<(), ReplicaError>> {
         let why = format!("an in-memory single node has no membership to change ({change:?})");
-        Box::pin(async move { Err(ReplicaError::Unknown(why)) })
+        Box::pin(async move { Err(ReplicaError::Rejected(why)) })
     }
 }

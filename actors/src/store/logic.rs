@@ -42,6 +42,7 @@ pub fn replica_error(err: ReplicaError) -> StoreError {
         ReplicaError::NoLeader(why) | ReplicaError::NoQuorum(why) => StoreError::Unavailable(why),
         ReplicaError::ShuttingDown => StoreError::Unavailable("node is shutting down".to_owned()),
         ReplicaError::Unknown(why) => StoreError::Timeout(why),
+        ReplicaError::Rejected(why) => StoreError::Invalid(why),
         ReplicaError::Fatal(why) => StoreError::Internal(why),
     }
 }

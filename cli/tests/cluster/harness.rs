@@ -39,10 +39,18 @@ fn config(id: u64, peer_addr: String, peers: BTreeMap<u64, String>) -> NodeConfi
     }
 }
 
-/// Reserves a loopback port for a peer listener.
+/// A free loopback address for a peer listener. Members are restarted on the same
+/// address, so it is taken below Linux's ephemeral range (32768 and up): a port from that
+/// range can be grabbed by any outgoing connection while its member is down.
 pub(crate) async fn free_addr() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().to_string()
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 20_000 + u16::try_from(std::process::id() % 1000).unwrap() * 12;
+    loop {
+        let port = base + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 12_000;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)).await {
+            return listener.local_addr().unwrap().to_string();
+        }
+    }
 }
 
 impl TestCluster {

@@ -62,5 +62,13 @@ async fn a_node_started_with_join_becomes_a_voter() {
         .await
         .unwrap();
     assert_eq!(value, b"before-join");
+
+    tracing::info!("a transfer to a node that is not a member is refused as a bad request");
+    let admin = cluster.client(4).await;
+    let err = admin
+        .cluster()
+        .transfer_leader(admin.request(TransferLeaderRequest { id: 9 }))
+        .await;
+    assert_eq!(err.unwrap_err().code(), tonic::Code::InvalidArgument);
     cluster.stop().await;
 }

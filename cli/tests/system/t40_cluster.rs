@@ -6,15 +6,18 @@ use std::time::{Duration, Instant};
 use crate::harness::{Node, ok};
 use crate::t30_grpc_contract::{connect, v3};
 
-/// Ports for three peers, found free by binding port 0.
+/// Free ports for three peers. A killed node restarts on its port, so the ports come
+/// from below Linux's ephemeral range, where no outgoing connection can take them.
 fn peer_list() -> String {
-    (1..=3)
-        .map(|id| {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            format!("{id}=127.0.0.1:{}", listener.local_addr().unwrap().port())
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut port = 20_000 + u16::try_from(std::process::id() % 1000).unwrap() * 12;
+    let mut entries = Vec::new();
+    while entries.len() < 3 {
+        port += 1;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            entries.push(format!("{}=127.0.0.1:{port}", entries.len() + 1));
+        }
+    }
+    entries.join(",")
 }
 
 fn status(node: &Node) -> serde_json::Value {

@@ -175,12 +175,12 @@ impl RaftNode {
         let membership = self.inner.raft.metrics().borrow().membership_config.clone();
         let voters: Vec<u64> = membership.membership().voter_ids().collect();
         let Some(target_node) = membership.membership().get_node(&target).cloned() else {
-            return Err(ReplicaError::Unknown(format!(
+            return Err(ReplicaError::Rejected(format!(
                 "node {target} is not a member"
             )));
         };
         if !voters.contains(&target) {
-            return Err(ReplicaError::Unknown(format!(
+            return Err(ReplicaError::Rejected(format!(
                 "node {target} is a learner, not a voter"
             )));
         }
@@ -255,7 +255,7 @@ fn write_error(err: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> Replica
             ReplicaError::NoLeader("this node no longer leads".to_owned())
         }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-            ReplicaError::Unknown(e.to_string())
+            ReplicaError::Rejected(e.to_string())
         }
         RaftError::Fatal(fatal) => fatal_error(fatal),
     }
