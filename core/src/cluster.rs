@@ -54,6 +54,10 @@ pub struct ClusterStatus {
     pub commit_index: u64,
     /// The index of the last applied log entry.
     pub applied_index: u64,
+    /// The last log index the latest snapshot covers (0: none yet).
+    pub snapshot_index: u64,
+    /// The last log index purged from this node's log (0: none).
+    pub purged_index: u64,
 }
 
 /// A change of membership or leadership, run on the leader.

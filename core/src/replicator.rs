@@ -188,6 +188,8 @@ impl Replicator for MemReplicator {
             }],
             commit_index: applied,
             applied_index: applied,
+            snapshot_index: 0,
+            purged_index: 0,
         }
     }
 

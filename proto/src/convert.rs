@@ -112,6 +112,8 @@ pub fn cluster_status_to_wire(status: ClusterStatus) -> pb_cluster::StatusRespon
             .collect(),
         commit_index: status.commit_index,
         applied_index: status.applied_index,
+        snapshot_index: status.snapshot_index,
+        purged_index: status.purged_index,
     }
 }
 

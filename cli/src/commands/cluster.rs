@@ -117,5 +117,7 @@ fn status_json(status: &pb::StatusResponse) -> serde_json::Value {
         "members": members,
         "commit_index": status.commit_index,
         "applied_index": status.applied_index,
+        "snapshot_index": status.snapshot_index,
+        "purged_index": status.purged_index,
     })
 }

@@ -49,6 +49,9 @@ pub struct NodeArgs {
     /// Start without forming or joining a cluster; wait for `micro cluster add-node`
     #[arg(long, env = "MICRO_STANDBY")]
     pub standby: bool,
+    /// Snapshot the state (and purge the log behind it) every N log entries [default: 5000]
+    #[arg(long, env = "MICRO_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<u64>,
     /// A TOML file with any of the settings above (keys as the flags, with `_`)
     #[arg(long, env = "MICRO_CONFIG")]
     pub config: Option<PathBuf>,
@@ -76,6 +79,8 @@ pub struct FileConfig {
     pub join: Option<String>,
     /// See [`NodeArgs::standby`].
     pub standby: Option<bool>,
+    /// See [`NodeArgs::snapshot_every`].
+    pub snapshot_every: Option<u64>,
 }
 
 /// A node's resolved configuration.
@@ -99,6 +104,8 @@ pub struct NodeConfig {
     pub join: Option<String>,
     /// Wait to be added instead of forming or joining a cluster.
     pub standby: bool,
+    /// Log entries between snapshots; a fifth of them stay in the log behind each.
+    pub snapshot_every: u64,
 }
 
 /// The folder of the CLI's and node's files: `MICRO_HOME`, else `~/.micro`.
@@ -154,6 +161,11 @@ impl NodeConfig {
                 .unwrap_or(StorageKind::Rocksdb),
             join: args.join.or(file.join),
             standby: args.standby || file.standby.unwrap_or(false),
+            snapshot_every: args
+                .snapshot_every
+                .or(file.snapshot_every)
+                .unwrap_or(5_000)
+                .max(1),
             peers,
         };
         if !config.peers.is_empty() && !config.peers.contains_key(&node_id) {

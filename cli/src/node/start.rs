@@ -122,6 +122,8 @@ pub async fn start_node(config: &NodeConfig, deps: NodeDeps) -> Result<RunningNo
     raft_config.peers.clone_from(&config.peers);
     raft_config.join.clone_from(&config.join);
     raft_config.standby = config.standby;
+    raft_config.snapshot_logs_since_last = config.snapshot_every;
+    raft_config.logs_kept_behind_snapshot = config.snapshot_every / 5;
     let raft = RaftNode::start(raft_config, deps.kv, deps.clock.clone(), deps.connector)
         .await
         .map_err(|e| fail("raft", &e))?;

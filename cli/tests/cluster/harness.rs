@@ -36,6 +36,7 @@ fn config(id: u64, peer_addr: String, peers: BTreeMap<u64, String>) -> NodeConfi
         peers,
         join: None,
         standby: false,
+        snapshot_every: 100,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use micro_proto::cluster::StatusRequest;
 use tokio::time::Instant;
 
 use crate::harness::{TestCluster, Writers, assert_all_readable, wait_caught_up, write};
@@ -52,6 +53,7 @@ async fn a_follower_behind_the_purged_log_catches_up_by_snapshot() {
     cluster.start_in(&[1, 2, 3]).await;
     let leader = cluster.wait_leader(3).await;
     let lagging = (1..=3).find(|id| *id != leader).unwrap();
+    let left_at = crate::harness::applied_index(&cluster, lagging).await;
     cluster.kill(lagging).await;
 
     tracing::info!("10,000 writes land while the follower is down; snapshots purge the log");
@@ -69,6 +71,17 @@ async fn a_follower_behind_the_purged_log_catches_up_by_snapshot() {
         task.await.unwrap();
     }
 
+    let status = client
+        .cluster()
+        .status(StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        status.purged_index > left_at,
+        "the leader's log was not purged past the follower ({} <= {left_at})",
+        status.purged_index
+    );
     cluster.start(lagging).await;
     wait_caught_up(&cluster, lagging, leader).await;
     let follower = cluster.client(lagging).await;

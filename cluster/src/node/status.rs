@@ -66,6 +66,8 @@ impl Replicator for RaftNode {
             members,
             commit_index: self.inner.committed_index.load(Ordering::Relaxed),
             applied_index: metrics.last_applied.map_or(0, |id| id.index),
+            snapshot_index: metrics.snapshot.map_or(0, |id| id.index),
+            purged_index: metrics.purged.map_or(0, |id| id.index),
         }
     }
 }
