@@ -1,15 +1,21 @@
-//! `micro bench store`: throughput and latency of the store, measured through the proxy.
+//! `micro bench store` and `micro bench etcd`: throughput and latency of a key-value
+//! store over gRPC, ours through the proxy or etcd's v3 API, measured the same way.
 //!
 //! For each concurrency level C the benchmark runs a Write phase (N writes of distinct
 //! keys) and then a Read phase (N reads of those keys, each checked against the value
 //! written). C tokio tasks share one gRPC channel; task `t` sends requests `t, t+C, ...`
-//! one after the other, timing each with [`tokio::time::Instant`].
+//! one after the other, timing each with [`tokio::time::Instant`]. Both targets plug into
+//! the same runner through the private `Target` trait ("write key i", "read key i"), so
+//! their numbers come from the same loop and the same statistics.
 //!
 //! ```text
-//! level C ─> write: C tasks ─> N × Store.Write(bench/<run-id>/<i>) ─> PhaseStats
-//!         ─> read:  C tasks ─> N × Store.Read(bench/<run-id>/<i>)  ─> PhaseStats
+//! level C ─> write: C tasks ─> N × write(bench/<run-id>-c<C>/<i>) ─> PhaseStats
+//!         ─> read:  C tasks ─> N × read(bench/<run-id>-c<C>/<i>)  ─> PhaseStats
+//! store: write = /store.Store/Write,    read = /store.Store/Read     (linearizable)
+//! etcd:  write = /etcdserverpb.KV/Put,  read = /etcdserverpb.KV/Range (linearizable)
 //! ```
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,16 +25,22 @@ use micro_proto::store as pb;
 use micro_proto::store::store_client::StoreClient;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tonic::transport::Channel;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::client::Client;
 use crate::commands::output::{Output, print_table};
-use crate::exit::{CliError, OTHER};
+use crate::exit::{CliError, OTHER, TIMEOUT, UNREACHABLE};
 
 /// The most requests one phase of one level may send.
 pub const REQUESTS_MAX: u32 = 10_000_000;
 /// The most concurrent tasks one level may run.
 pub const CONCURRENCY_MAX: u32 = 4096;
+
+/// How long connecting to etcd may take.
+const ETCD_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one etcd request may take (the same as the proxy client's).
+const ETCD_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Benchmark commands.
 #[derive(Debug, Subcommand)]
@@ -38,9 +50,14 @@ pub enum BenchCommand {
         after_help = "Examples:\n  micro bench store\n  micro bench store --requests 1000 --concurrency 1,8 --output json\n\nKeys are left in the store under bench/<run-id>-c<C>/."
     )]
     Store(StoreArgs),
+    /// The same benchmark against etcd's v3 gRPC API (KV.Put, linearizable KV.Range)
+    #[command(
+        after_help = "Example:\n  micro bench etcd --endpoint 127.0.0.1:2379 --concurrency 1,16,64\n\nKeys are left in etcd under bench/<run-id>-c<C>/. --proxy is not used."
+    )]
+    Etcd(EtcdArgs),
 }
 
-/// The flags of `micro bench store`.
+/// The flags of `micro bench store`, shared by `micro bench etcd`.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
     /// Requests per phase at each concurrency level
@@ -57,6 +74,17 @@ pub struct StoreArgs {
     pub output: Output,
 }
 
+/// The flags of `micro bench etcd`.
+#[derive(Debug, Clone, Args)]
+pub struct EtcdArgs {
+    /// An etcd member's client address (HOST:PORT, plain HTTP/2)
+    #[arg(long)]
+    pub endpoint: String,
+    /// The flags shared with `micro bench store`
+    #[command(flatten)]
+    pub bench: StoreArgs,
+}
+
 fn value_size(text: &str) -> Result<usize, String> {
     let size: usize = text.parse().map_err(|e| format!("{e}"))?;
     if size <= micro_core::store::VALUE_LEN_MAX {
@@ -69,7 +97,7 @@ fn value_size(text: &str) -> Result<usize, String> {
     }
 }
 
-/// What [`bench_store`] does.
+/// What [`bench_store`] and [`bench_etcd`] do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreBenchOptions {
     /// Requests per phase at each level (at least 1).
@@ -80,12 +108,41 @@ pub struct StoreBenchOptions {
     pub value_size: usize,
 }
 
+impl StoreBenchOptions {
+    fn from_args(args: &StoreArgs) -> Self {
+        Self {
+            requests: usize::try_from(args.requests).unwrap_or(usize::MAX),
+            concurrency: args
+                .concurrency
+                .iter()
+                .map(|&c| usize::try_from(c).unwrap_or(usize::MAX))
+                .collect(),
+            value_size: args.value_size,
+        }
+    }
+
+    /// At least one request and one level, and no level of 0.
+    fn validate(&self) -> Result<(), CliError> {
+        if self.requests == 0 || self.concurrency.is_empty() {
+            return Err(CliError::usage(
+                "need at least one request and one concurrency level",
+            ));
+        }
+        match self.concurrency.iter().find(|&&c| c == 0) {
+            Some(level) => Err(CliError::usage(format!(
+                "a concurrency level must be at least 1, got {level}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A phase of one level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// `Store.Write` of distinct keys.
+    /// Writes of distinct keys (`Store.Write` or etcd's `KV.Put`).
     Write,
-    /// `Store.Read` of the keys the write phase wrote.
+    /// Reads of the keys the write phase wrote (`Store.Read` or etcd's `KV.Range`).
     Read,
 }
 
@@ -159,9 +216,11 @@ pub struct LevelReport {
     pub read: PhaseStats,
 }
 
-/// The result of [`bench_store`].
+/// The result of [`bench_store`] or [`bench_etcd`].
 #[derive(Debug, Clone)]
 pub struct Report {
+    /// What was measured: `store` or `etcd`.
+    pub target: &'static str,
     /// Names this run's keys: `bench/<run_id>-c<C>/<i>`.
     pub run_id: String,
     /// Bytes per value.
@@ -170,6 +229,27 @@ pub struct Report {
     pub levels: Vec<LevelReport>,
     /// The first failure, if any request failed.
     pub first_error: Option<String>,
+}
+
+/// A key-value service under test. Each task of a phase works on its own clone, and all
+/// clones share one connection.
+trait Target: Clone + Send + Sync + 'static {
+    /// The name in [`Report::target`].
+    const NAME: &'static str;
+
+    /// Writes `value` under `key`.
+    fn write(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+    ) -> impl Future<Output = Result<(), CliError>> + Send;
+
+    /// Reads `key` linearizably; an error unless it holds exactly `expected`.
+    fn read(
+        &mut self,
+        key: String,
+        expected: &[u8],
+    ) -> impl Future<Output = Result<(), CliError>> + Send;
 }
 
 /// What the tasks of one phase share.
@@ -190,30 +270,32 @@ struct TaskResult {
     first_error: Option<CliError>,
 }
 
-/// Runs the write and read phases at every concurrency level of `options`. Failed
-/// requests are counted; a phase in which every request failed ends the run with the
-/// first failure.
+/// Runs the write and read phases at every concurrency level of `options` against the
+/// store, through the proxy `client` is connected to. Failed requests are counted; a phase
+/// in which every request failed ends the run with the first failure.
 pub async fn bench_store(client: &Client, options: &StoreBenchOptions) -> Result<Report, CliError> {
-    if options.requests == 0 || options.concurrency.is_empty() {
-        return Err(CliError::usage(
-            "need at least one request and one concurrency level",
-        ));
-    }
-    let Some(&level) = options.concurrency.iter().find(|&&c| c == 0) else {
-        return bench_levels(client, options).await;
-    };
-    Err(CliError::usage(format!(
-        "a concurrency level must be at least 1, got {level}"
-    )))
+    options.validate()?;
+    bench_levels(StoreTarget::new(client), options).await
 }
 
-async fn bench_levels(client: &Client, options: &StoreBenchOptions) -> Result<Report, CliError> {
+/// Runs the same phases as [`bench_store`] against the etcd member whose client address
+/// is `endpoint` (`host:port`), with `KV.Put` and linearizable `KV.Range`.
+pub async fn bench_etcd(endpoint: &str, options: &StoreBenchOptions) -> Result<Report, CliError> {
+    options.validate()?;
+    bench_levels(EtcdTarget::connect(endpoint).await?, options).await
+}
+
+async fn bench_levels<T: Target>(
+    target: T,
+    options: &StoreBenchOptions,
+) -> Result<Report, CliError> {
     let run_id = format!(
         "{:x}-{}",
         micro_core::SystemClock.now_ms(),
         std::process::id()
     );
     let mut report = Report {
+        target: T::NAME,
         run_id,
         value_size: options.value_size,
         levels: Vec::with_capacity(options.concurrency.len()),
@@ -228,9 +310,9 @@ async fn bench_levels(client: &Client, options: &StoreBenchOptions) -> Result<Re
             requests: options.requests,
             value_size: options.value_size,
         };
-        let write = run_phase(client, &spec, &mut report.first_error).await?;
+        let write = run_phase(&target, &spec, &mut report.first_error).await?;
         spec.phase = Phase::Read;
-        let read = run_phase(client, &spec, &mut report.first_error).await?;
+        let read = run_phase(&target, &spec, &mut report.first_error).await?;
         report.levels.push(LevelReport {
             concurrency,
             key_prefix: key_prefix.to_string(),
@@ -242,8 +324,8 @@ async fn bench_levels(client: &Client, options: &StoreBenchOptions) -> Result<Re
 }
 
 /// Runs one phase with `spec.concurrency` tasks and gathers their measurements.
-async fn run_phase(
-    client: &Client,
+async fn run_phase<T: Target>(
+    target: &T,
     spec: &PhaseSpec,
     first_error: &mut Option<String>,
 ) -> Result<PhaseStats, CliError> {
@@ -251,8 +333,8 @@ async fn run_phase(
     let mut set = JoinSet::new();
     let start = Instant::now();
     for task in 0..tasks {
-        let (client, store, spec) = (client.clone(), client.store(), spec.clone());
-        set.spawn(async move { run_task(&client, store, &spec, task).await });
+        let (target, spec) = (target.clone(), spec.clone());
+        set.spawn(async move { run_task(target, &spec, task).await });
     }
     let mut all = TaskResult::default();
     while let Some(joined) = set.join_next().await {
@@ -286,12 +368,7 @@ async fn run_phase(
 }
 
 /// Sends requests `task, task + tasks, ...` of the phase one after the other.
-async fn run_task(
-    client: &Client,
-    mut store: StoreClient<Channel>,
-    spec: &PhaseSpec,
-    task: usize,
-) -> TaskResult {
+async fn run_task<T: Target>(mut target: T, spec: &PhaseSpec, task: usize) -> TaskResult {
     let tasks = spec.concurrency.min(spec.requests);
     let mut result = TaskResult {
         latencies: Vec::with_capacity(spec.requests / tasks + 1),
@@ -302,8 +379,8 @@ async fn run_task(
         let value = value_for(&key, spec.value_size);
         let start = Instant::now();
         let outcome = match spec.phase {
-            Phase::Write => write_one(client, &mut store, key, value).await,
-            Phase::Read => read_one(client, &mut store, key, &value).await,
+            Phase::Write => target.write(key, value).await,
+            Phase::Read => target.read(key, &value).await,
         };
         match outcome {
             Ok(()) => result.latencies.push(start.elapsed()),
@@ -321,44 +398,68 @@ fn value_for(key: &str, size: usize) -> Vec<u8> {
     key.bytes().cycle().take(size).collect()
 }
 
-async fn write_one(
-    client: &Client,
-    store: &mut StoreClient<Channel>,
-    key: String,
-    value: Vec<u8>,
-) -> Result<(), CliError> {
-    let request = pb::WriteRequest {
-        record: Some(pb::Record {
-            key,
-            value,
-            ..pb::Record::default()
-        }),
-        options: None,
-    };
-    store
-        .write(client.request(request))
-        .await
-        .map_err(|s| client.error(&s))?;
-    Ok(())
+/// Our store, through the proxy.
+#[derive(Debug, Clone)]
+struct StoreTarget {
+    client: Client,
+    store: StoreClient<Channel>,
 }
 
-async fn read_one(
-    client: &Client,
-    store: &mut StoreClient<Channel>,
-    key: String,
-    expected: &[u8],
-) -> Result<(), CliError> {
-    let request = pb::ReadRequest { key, options: None };
-    let reply = store
-        .read(client.request(request))
-        .await
-        .map_err(|s| client.error(&s))?
-        .into_inner();
-    match reply.records.as_slice() {
-        [record] if record.value == expected => Ok(()),
-        [record] => Err(CliError::new(
+impl StoreTarget {
+    fn new(client: &Client) -> Self {
+        Self {
+            client: client.clone(),
+            store: client.store(),
+        }
+    }
+}
+
+impl Target for StoreTarget {
+    const NAME: &'static str = "store";
+
+    async fn write(&mut self, key: String, value: Vec<u8>) -> Result<(), CliError> {
+        let request = pb::WriteRequest {
+            record: Some(pb::Record {
+                key,
+                value,
+                ..pb::Record::default()
+            }),
+            options: None,
+        };
+        self.store
+            .write(self.client.request(request))
+            .await
+            .map_err(|s| self.client.error(&s))?;
+        Ok(())
+    }
+
+    async fn read(&mut self, key: String, expected: &[u8]) -> Result<(), CliError> {
+        let request = pb::ReadRequest { key, options: None };
+        let reply = self
+            .store
+            .read(self.client.request(request))
+            .await
+            .map_err(|s| self.client.error(&s))?
+            .into_inner();
+        let found: Vec<(&[u8], &[u8])> = reply
+            .records
+            .iter()
+            .map(|r| (r.key.as_bytes(), r.value.as_slice()))
+            .collect();
+        check_read(&found, expected)
+    }
+}
+
+/// Passes if a read returned exactly one `(key, value)`, and its value is `expected`.
+fn check_read(found: &[(&[u8], &[u8])], expected: &[u8]) -> Result<(), CliError> {
+    match found {
+        [(_, value)] if *value == expected => Ok(()),
+        [(key, _)] => Err(CliError::new(
             OTHER,
-            format!("read {}: the value is not the one written", record.key),
+            format!(
+                "read {}: the value is not the one written",
+                String::from_utf8_lossy(key)
+            ),
         )),
         records => Err(CliError::new(
             OTHER,
@@ -367,20 +468,170 @@ async fn read_one(
     }
 }
 
-/// Runs a benchmark command and prints its report.
-pub(crate) async fn run(client: &Client, command: BenchCommand) -> Result<(), CliError> {
-    let BenchCommand::Store(args) = command;
-    let options = StoreBenchOptions {
-        requests: usize::try_from(args.requests).unwrap_or(usize::MAX),
-        concurrency: args
-            .concurrency
-            .iter()
-            .map(|&c| usize::try_from(c).unwrap_or(usize::MAX))
-            .collect(),
-        value_size: args.value_size,
+/// The few messages of etcd's `etcdserverpb` (api/etcdserverpb/rpc.proto and
+/// api/mvccpb/kv.proto) that the benchmark sends and reads, with etcd's field numbers.
+/// Fields left out are skipped when decoding and never sent.
+mod etcd_wire {
+    /// `PutRequest`: the key and the value to store under it.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct PutRequest {
+        #[prost(bytes = "vec", tag = "1")]
+        pub(super) key: Vec<u8>,
+        #[prost(bytes = "vec", tag = "2")]
+        pub(super) value: Vec<u8>,
+    }
+
+    /// `PutResponse`: only its header, which the benchmark does not read.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct PutResponse {}
+
+    /// `RangeRequest` for one key. `serializable` (7) stays false: a linearizable read.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct RangeRequest {
+        #[prost(bytes = "vec", tag = "1")]
+        pub(super) key: Vec<u8>,
+        #[prost(bool, tag = "7")]
+        pub(super) serializable: bool,
+    }
+
+    /// `RangeResponse`: the key-values found.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct RangeResponse {
+        #[prost(message, repeated, tag = "2")]
+        pub(super) kvs: Vec<KeyValue>,
+    }
+
+    /// `mvccpb.KeyValue`: a key and its value.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct KeyValue {
+        #[prost(bytes = "vec", tag = "1")]
+        pub(super) key: Vec<u8>,
+        #[prost(bytes = "vec", tag = "5")]
+        pub(super) value: Vec<u8>,
+    }
+}
+
+/// An etcd member, through its v3 gRPC API.
+#[derive(Debug, Clone)]
+struct EtcdTarget {
+    endpoint: Arc<str>,
+    grpc: tonic::client::Grpc<Channel>,
+}
+
+impl EtcdTarget {
+    const PUT: &'static str = "/etcdserverpb.KV/Put";
+    const RANGE: &'static str = "/etcdserverpb.KV/Range";
+
+    /// Connects to the member at `endpoint` (`host:port`).
+    async fn connect(endpoint: &str) -> Result<Self, CliError> {
+        let url = if endpoint.contains("://") {
+            endpoint.to_owned()
+        } else {
+            format!("http://{endpoint}")
+        };
+        let channel = Endpoint::from_shared(url)
+            .map_err(|e| CliError::usage(format!("invalid etcd endpoint {endpoint:?}: {e}")))?
+            .connect_timeout(ETCD_CONNECT_TIMEOUT)
+            .timeout(ETCD_REQUEST_TIMEOUT)
+            .connect()
+            .await
+            .map_err(|e| {
+                let why = std::error::Error::source(&e)
+                    .map_or_else(|| e.to_string(), ToString::to_string);
+                CliError::new(
+                    UNREACHABLE,
+                    format!("cannot reach etcd at {endpoint}: {why}"),
+                )
+            })?;
+        Ok(Self {
+            endpoint: endpoint.into(),
+            grpc: tonic::client::Grpc::new(channel),
+        })
+    }
+
+    /// One unary call, as a tonic-generated client makes it.
+    async fn unary<Req, Resp>(&mut self, path: &'static str, request: Req) -> Result<Resp, CliError>
+    where
+        Req: prost::Message + Send + Sync + 'static,
+        Resp: prost::Message + Default + Send + Sync + 'static,
+    {
+        self.grpc
+            .ready()
+            .await
+            .map_err(|e| CliError::new(UNREACHABLE, format!("etcd at {}: {e}", self.endpoint)))?;
+        let codec = tonic_prost::ProstCodec::<Req, Resp>::default();
+        let path = PathAndQuery::from_static(path);
+        let reply = self
+            .grpc
+            .unary(tonic::Request::new(request), path, codec)
+            .await
+            .map_err(|s| etcd_error(&self.endpoint, &s))?;
+        Ok(reply.into_inner())
+    }
+}
+
+/// The CLI error an etcd status becomes.
+fn etcd_error(endpoint: &str, status: &tonic::Status) -> CliError {
+    let code = match status.code() {
+        tonic::Code::Unavailable => UNREACHABLE,
+        tonic::Code::DeadlineExceeded => TIMEOUT,
+        _ => OTHER,
     };
-    let report = bench_store(client, &options).await?;
-    match args.output {
+    let message = status.message().lines().next().unwrap_or_default();
+    CliError::new(
+        code,
+        format!("etcd at {endpoint}: {:?}: {message}", status.code()),
+    )
+}
+
+impl Target for EtcdTarget {
+    const NAME: &'static str = "etcd";
+
+    async fn write(&mut self, key: String, value: Vec<u8>) -> Result<(), CliError> {
+        let request = etcd_wire::PutRequest {
+            key: key.into_bytes(),
+            value,
+        };
+        let _: etcd_wire::PutResponse = self.unary(Self::PUT, request).await?;
+        Ok(())
+    }
+
+    async fn read(&mut self, key: String, expected: &[u8]) -> Result<(), CliError> {
+        let request = etcd_wire::RangeRequest {
+            key: key.into_bytes(),
+            serializable: false,
+        };
+        let reply: etcd_wire::RangeResponse = self.unary(Self::RANGE, request).await?;
+        let found: Vec<(&[u8], &[u8])> = reply
+            .kvs
+            .iter()
+            .map(|kv| (kv.key.as_slice(), kv.value.as_slice()))
+            .collect();
+        check_read(&found, expected)
+    }
+}
+
+/// Runs a benchmark command and prints its report. `connect` reaches the proxy; only
+/// `bench store` calls it.
+pub(crate) async fn run<F, Fut>(command: BenchCommand, connect: F) -> Result<(), CliError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Client, CliError>>,
+{
+    let (report, output) = match command {
+        BenchCommand::Store(args) => {
+            let options = StoreBenchOptions::from_args(&args);
+            (bench_store(&connect().await?, &options).await?, args.output)
+        }
+        BenchCommand::Etcd(args) => {
+            let options = StoreBenchOptions::from_args(&args.bench);
+            (
+                bench_etcd(&args.endpoint, &options).await?,
+                args.bench.output,
+            )
+        }
+    };
+    match output {
         Output::Table => print_report_table(&report),
         Output::Json => println!("{}", report_json(&report)),
     }
@@ -437,6 +688,7 @@ fn report_json(report: &Report) -> serde_json::Value {
         })
         .collect();
     serde_json::json!({
+        "target": report.target,
         "run_id": report.run_id,
         "value_size": report.value_size,
         "results": results,
@@ -446,6 +698,8 @@ fn report_json(report: &Report) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
+    use prost::Message;
+
     use super::*;
 
     #[test]
@@ -473,5 +727,56 @@ mod tests {
         assert_eq!(value_for("ab", 5), b"ababa");
         assert!(value_for("ab", 0).is_empty());
         assert_ne!(value_for("k1", 8), value_for("k2", 8));
+    }
+
+    #[test]
+    fn etcd_requests_use_etcds_field_numbers() {
+        let put = etcd_wire::PutRequest {
+            key: b"k".to_vec(),
+            value: b"vv".to_vec(),
+        };
+        // Field 1 (key) and field 2 (value), both length-delimited (wire type 2).
+        let bytes = put.encode_to_vec();
+        assert_eq!(bytes, [0x0a, 1, b'k', 0x12, 2, b'v', b'v']);
+        assert_eq!(
+            etcd_wire::PutRequest::decode(bytes.as_slice()).unwrap(),
+            put
+        );
+
+        // A linearizable range sends only its key: `serializable` (field 7) is false.
+        let range = etcd_wire::RangeRequest {
+            key: b"k".to_vec(),
+            serializable: false,
+        };
+        assert_eq!(range.encode_to_vec(), [0x0a, 1, b'k']);
+        let stale = etcd_wire::RangeRequest {
+            serializable: true,
+            ..range
+        };
+        assert_eq!(stale.encode_to_vec(), [0x0a, 1, b'k', 0x38, 1]);
+    }
+
+    #[test]
+    fn etcd_range_responses_decode_kvs_and_skip_the_rest() {
+        // header (1) {revision (3) = 7}, kvs (2) {key (1) = "k", create_revision (2) = 5,
+        // value (5) = "v"}, count (4) = 1.
+        let bytes = [
+            0x0a, 2, 0x18, 7, 0x12, 8, 0x0a, 1, b'k', 0x10, 5, 0x2a, 1, b'v', 0x20, 1,
+        ];
+        let reply = etcd_wire::RangeResponse::decode(bytes.as_slice()).unwrap();
+        assert_eq!(reply.kvs.len(), 1);
+        assert_eq!(reply.kvs[0].key, b"k");
+        assert_eq!(reply.kvs[0].value, b"v");
+        assert!(etcd_wire::PutResponse::decode(&bytes[..4]).is_ok());
+    }
+
+    #[test]
+    fn reads_check_the_value() {
+        let (k, v, w): (&[u8], &[u8], &[u8]) = (b"k", b"v", b"w");
+        assert!(check_read(&[(k, v)], v).is_ok());
+        let wrong = check_read(&[(k, w)], v).unwrap_err();
+        assert_eq!(wrong.message, "read k: the value is not the one written");
+        assert!(check_read(&[], v).is_err());
+        assert!(check_read(&[(k, v), (k, v)], v).is_err());
     }
 }

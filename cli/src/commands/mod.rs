@@ -130,6 +130,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Server(args) => server::run(args).await,
         Command::Store(command) => store::run(&connect().await?, command).await,
         Command::Cluster(command) => cluster::run(&connect().await?, command).await,
-        Command::Bench(command) => bench::run(&connect().await?, command).await,
+        Command::Bench(command) => bench::run(command, connect).await,
     }
 }
