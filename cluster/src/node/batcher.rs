@@ -26,6 +26,9 @@ use crate::{Proposal, TypeConfig};
 
 /// The most commands one log entry carries.
 pub(crate) const BATCH_MAX: usize = 512;
+/// Stop adding commands to an entry once their payloads pass this many bytes, so an
+/// entry (and the AppendEntries carrying it) stays a few MiB however large the values.
+pub(crate) const BATCH_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// The most log entries this node has in flight at once.
 pub(crate) const IN_FLIGHT_MAX: usize = 4;
 /// The most commands waiting for a batch.
@@ -48,10 +51,14 @@ async fn run(raft: Raft<TypeConfig>, clock: Arc<dyn Clock>, mut rx: mpsc::Receiv
             return;
         };
         let Some(first) = rx.recv().await else { return };
+        let mut bytes = payload_len(&first.0);
         let mut batch = vec![first];
-        while batch.len() < BATCH_MAX {
+        while batch.len() < BATCH_MAX && bytes < BATCH_BYTES_MAX {
             match rx.try_recv() {
-                Ok(pending) => batch.push(pending),
+                Ok(pending) => {
+                    bytes += payload_len(&pending.0);
+                    batch.push(pending);
+                }
                 Err(_) => break,
             }
         }
@@ -60,6 +67,22 @@ async fn run(raft: Raft<TypeConfig>, clock: Arc<dyn Clock>, mut rx: mpsc::Receiv
             propose(&raft, at_ms, batch).await;
             drop(slot);
         });
+    }
+}
+
+/// The bytes a command carries (keys, values and metadata of records).
+fn payload_len(command: &Command) -> usize {
+    match command {
+        Command::Tick => 0,
+        Command::StorePut { record, .. } => {
+            let metadata: usize = record
+                .metadata
+                .iter()
+                .map(|(k, f)| k.len() + f.kind.len() + f.value.len())
+                .sum();
+            record.key.len() + record.value.len() + metadata
+        }
+        Command::StoreDelete { key, .. } => key.len(),
     }
 }
 
