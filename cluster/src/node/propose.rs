@@ -43,14 +43,17 @@ pub(super) async fn tick_loop(inner: Weak<Inner>) {
 impl RaftNode {
     /// The leader this node knows of: its id and peer address.
     pub(crate) fn leader(&self) -> Option<(u64, String)> {
-        let metrics = self.inner.raft.metrics().borrow().clone();
+        // Called on every request: read the two fields under the borrow, clone nothing else.
+        let receiver = self.inner.raft.metrics();
+        let metrics = receiver.borrow();
         let id = metrics.current_leader?;
-        let node = metrics
+        let addr = metrics
             .membership_config
             .membership()
             .get_node(&id)?
+            .addr
             .clone();
-        Some((id, node.addr))
+        Some((id, addr))
     }
 
     /// Proposes `command` on this node, which must lead; otherwise `NoLeader`.
