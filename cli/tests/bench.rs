@@ -30,6 +30,7 @@ async fn start() -> (tempfile::TempDir, RunningNode, Client) {
         peer_listener: bind("--peer-addr", "127.0.0.1:0").await.expect("bind"),
         connector: Arc::new(micro_cluster::TcpConnector),
         seed: Some(7),
+        tune_raft: None,
     };
     let node = start_node(&config, deps).await.expect("start the node");
     let namespace = Namespace::new("micro").expect("a valid namespace");

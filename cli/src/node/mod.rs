@@ -2,7 +2,9 @@
 //! `micro server` and the tests.
 
 mod config;
+mod listen;
 mod start;
 
 pub use config::{FileConfig, NodeArgs, NodeConfig, StorageKind, micro_home};
-pub use start::{NodeDeps, RunningNode, bind, open_storage, start_node};
+pub use listen::{Accepted, ApiListener, Listen, incoming};
+pub use start::{NodeDeps, RunningNode, TuneRaft, bind, open_storage, start_node};

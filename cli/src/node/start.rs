@@ -15,25 +15,44 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::exit::{CliError, OTHER};
+use crate::node::listen::{ApiListener, Listen, incoming};
 use crate::node::{NodeConfig, StorageKind};
 
-/// The implementations a node runs on: chosen by the binaries (production) or by tests.
-#[derive(Debug)]
-pub struct NodeDeps {
+/// A last change to a node's Raft settings (see [`NodeDeps::tune_raft`]).
+pub type TuneRaft = Box<dyn FnOnce(&mut RaftNodeConfig) + Send>;
+
+/// The implementations a node runs on: chosen by the binaries (production: tokio TCP,
+/// RocksDB, the system clock) or by tests and the simulation (turmoil TCP, memory, a
+/// simulated clock).
+pub struct NodeDeps<L: Listen = TcpListener> {
     /// Durable state.
     pub kv: Arc<dyn KvBackend>,
     /// Wall clock.
     pub clock: Arc<dyn Clock>,
     /// Where the gRPC proxy accepts connections.
-    pub proxy_listener: TcpListener,
+    pub proxy_listener: L,
     /// Where the HTTP API accepts connections.
-    pub api_listener: TcpListener,
+    pub api_listener: L,
     /// Where peers reach this node (Raft and forwarded calls).
-    pub peer_listener: TcpListener,
+    pub peer_listener: L,
     /// How this node dials its peers.
     pub connector: Arc<dyn PeerConnector>,
     /// Seed of Raft's RNG (`None`: OS entropy).
     pub seed: Option<u64>,
+    /// Last changes to the Raft settings derived from the configuration (the simulation
+    /// sets its timings and, in bug-injection builds, a planted bug); `None` in production.
+    pub tune_raft: Option<TuneRaft>,
+}
+
+impl<L: Listen> std::fmt::Debug for NodeDeps<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeDeps")
+            .field("kv", &self.kv)
+            .field("clock", &self.clock)
+            .field("connector", &self.connector)
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A started node.
@@ -97,7 +116,10 @@ fn open_rocksdb(_config: &NodeConfig) -> Result<Arc<dyn KvBackend>, CliError> {
 
 /// Starts a node: Raft (recovering its state, or forming or joining its cluster), the
 /// service actors, and the proxy, API and peer servers on the given listeners.
-pub async fn start_node(config: &NodeConfig, deps: NodeDeps) -> Result<RunningNode, CliError> {
+pub async fn start_node<L: Listen>(
+    config: &NodeConfig,
+    deps: NodeDeps<L>,
+) -> Result<RunningNode, CliError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| CliError::new(OTHER, format!("{what}: {e}"));
     let proxy_addr = deps
         .proxy_listener
@@ -124,12 +146,15 @@ pub async fn start_node(config: &NodeConfig, deps: NodeDeps) -> Result<RunningNo
     raft_config.standby = config.standby;
     raft_config.snapshot_logs_since_last = config.snapshot_every;
     raft_config.logs_kept_behind_snapshot = config.snapshot_every / 5;
+    if let Some(tune) = deps.tune_raft {
+        tune(&mut raft_config);
+    }
     let raft = RaftNode::start(raft_config, deps.kv, deps.clock.clone(), deps.connector)
         .await
         .map_err(|e| fail("raft", &e))?;
     let (stop, stopped) = watch::channel(false);
     let mut servers = Vec::new();
-    let peer_incoming = no_delay(deps.peer_listener);
+    let peer_incoming = incoming(deps.peer_listener);
     servers.push(spawn_server(
         "peer",
         micro_cluster::serve_peer(peer_incoming, raft.clone(), wait_stop(stopped.clone())),
@@ -144,14 +169,14 @@ pub async fn start_node(config: &NodeConfig, deps: NodeDeps) -> Result<RunningNo
         replicator,
         clock: deps.clock,
     };
-    let proxy_incoming = no_delay(deps.proxy_listener);
+    let proxy_incoming = incoming(deps.proxy_listener);
     servers.push(spawn_server(
         "proxy",
         micro_gateway::serve_proxy(proxy_incoming, proxy_deps, wait_stop(stopped.clone())),
     ));
     servers.push(spawn_server(
         "api",
-        micro_gateway::serve_api(axum_no_delay(deps.api_listener), wait_stop(stopped)),
+        micro_gateway::serve_api(ApiListener(deps.api_listener), wait_stop(stopped)),
     ));
     Ok(RunningNode {
         proxy_addr,
@@ -161,31 +186,6 @@ pub async fn start_node(config: &NodeConfig, deps: NodeDeps) -> Result<RunningNo
         supervisor,
         stop,
         servers,
-    })
-}
-
-/// The connections of `listener`, with Nagle's algorithm off: replies are small, and
-/// without `TCP_NODELAY` each one waits out the client's delayed ACK (about 40 ms).
-fn no_delay(
-    listener: TcpListener,
-) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use futures::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
-        accepted.inspect(|stream| {
-            if let Err(err) = stream.set_nodelay(true) {
-                tracing::debug!(%err, "could not set TCP_NODELAY");
-            }
-        })
-    })
-}
-
-/// The API listener with `TCP_NODELAY` on every connection (see [`no_delay`]).
-fn axum_no_delay(listener: TcpListener) -> impl axum::serve::Listener<Addr = SocketAddr> {
-    use axum::serve::ListenerExt;
-    listener.tap_io(|stream| {
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(%err, "could not set TCP_NODELAY");
-        }
     })
 }
 
@@ -207,6 +207,11 @@ async fn wait_stop(mut stopped: watch::Receiver<bool>) {
 }
 
 impl RunningNode {
+    /// How this node sees the cluster now: its role, term, leader and log positions.
+    pub fn cluster_status(&self) -> micro_core::cluster::ClusterStatus {
+        micro_core::replicator::Replicator::status(&self.raft)
+    }
+
     /// Stops the node at once, as a crash would (no graceful drain of connections).
     pub async fn kill(self) {
         for server in &self.servers {

@@ -121,6 +121,7 @@ impl TestCluster {
             peer_listener: bind_retrying(&member.config.peer_addr).await,
             connector: Arc::new(micro_cluster::TcpConnector),
             seed: Some(id),
+            tune_raft: None,
         };
         member.node = Some(start_node(&member.config, deps).await.unwrap());
     }
