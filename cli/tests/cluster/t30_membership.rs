@@ -72,3 +72,35 @@ async fn a_node_started_with_join_becomes_a_voter() {
     assert_eq!(err.unwrap_err().code(), tonic::Code::InvalidArgument);
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_removed_node_stops_campaigning_and_refuses_requests() {
+    let mut cluster = TestCluster::new(3).await;
+    cluster.start_in(&[1, 2, 3]).await;
+    let leader = cluster.wait_leader(3).await;
+    let removed = if leader == 3 { 2 } else { 3 };
+    let admin = cluster.client(leader).await;
+    let request = admin.request(RemoveNodeRequest { id: removed });
+    admin.cluster().remove_node(request).await.unwrap();
+
+    tracing::info!("the removed node says so instead of waiting for a leader");
+    let client = cluster.client(removed).await;
+    let mut refused = None;
+    for _ in 0..50 {
+        match crate::harness::read(&client, "anything", false).await {
+            Err(status) if status.message().contains("not a member") => {
+                refused = Some(status);
+                break;
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let refused = refused.expect("the removed node never said it was removed");
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+
+    tracing::info!("the remaining two still serve");
+    crate::harness::write(&cluster.client(leader).await, "after-removal")
+        .await
+        .unwrap();
+    cluster.stop().await;
+}

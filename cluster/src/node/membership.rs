@@ -21,6 +21,8 @@ const FIRST_LEADER_WAIT: Duration = Duration::from_secs(10);
 const JOIN_TRYING_MAX: Duration = Duration::from_secs(300);
 /// How long a leadership transfer may take.
 const TRANSFER_WAIT: Duration = Duration::from_secs(5);
+/// How long the leader tries to tell a removed node it was removed.
+const TELL_REMOVED_WAIT: Duration = Duration::from_secs(2);
 
 impl RaftNode {
     /// Forms or joins the cluster as configured; see the module documentation.
@@ -158,11 +160,43 @@ impl RaftNode {
                 } else {
                     ChangeMembers::RemoveNodes(BTreeSet::from([id]))
                 };
-                raft.change_membership(change, false).await
+                let addr = self.member_addr(id);
+                let removed = raft.change_membership(change, false).await;
+                if let (Ok(_), Some(addr)) = (&removed, addr) {
+                    self.tell_removed(addr);
+                }
+                removed
             }
             MembershipChange::TransferLeader { id } => return self.transfer_leader(id).await,
         };
         result.map(|_| ()).map_err(write_error)
+    }
+
+    /// The peer address of member `id`.
+    fn member_addr(&self, id: u64) -> Option<String> {
+        let metrics = self.inner.raft.metrics();
+        let node = metrics
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .cloned();
+        node.map(|n| n.addr)
+    }
+
+    /// Tells a removed node so, best effort: it would otherwise campaign and accept
+    /// client requests it can never serve, since no leader sends it the log entry that
+    /// removed it.
+    fn tell_removed(&self, addr: String) {
+        let network = self.inner.network.clone();
+        tokio::spawn(async move {
+            let told = network
+                .call::<Result<(), ReplicaError>>(&addr, &PeerCall::Removed, TELL_REMOVED_WAIT)
+                .await;
+            if let Err(err) = told {
+                tracing::info!(%err, addr, "could not tell a removed node it was removed");
+            }
+        });
     }
 
     /// Hands leadership to voter `target`: holds new writes, stops heartbeats so the

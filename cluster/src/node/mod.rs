@@ -51,6 +51,8 @@ struct Inner {
     busy: AtomicBool,
     /// Leadership is being handed over: hold new proposals.
     transferring: AtomicBool,
+    /// The leader said this node was removed (and none has replicated to it since).
+    removed: AtomicBool,
     /// Where local proposals queue for the batcher.
     proposals: tokio::sync::mpsc::Sender<batcher::Pending>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -97,6 +99,7 @@ impl RaftNode {
             committed_index,
             busy: AtomicBool::new(false),
             transferring: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         let node = Self { inner };

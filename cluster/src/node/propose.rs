@@ -56,6 +56,42 @@ impl RaftNode {
         Some((id, addr))
     }
 
+    /// Whether this node is in the cluster's membership (voter or learner). A standby
+    /// node not yet added, or a removed one, is not: it receives no log, so it can
+    /// neither lead nor serve reads.
+    pub(crate) fn is_member(&self) -> bool {
+        if self.inner.removed.load(Ordering::Acquire) {
+            return false;
+        }
+        let receiver = self.inner.raft.metrics();
+        let metrics = receiver.borrow();
+        let id = self.node_id();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .is_some()
+    }
+
+    /// Marks this node removed (it stops campaigning and serving) or a member again.
+    pub(crate) fn set_removed(&self, removed: bool) {
+        if self.inner.removed.swap(removed, Ordering::AcqRel) != removed {
+            tracing::info!(
+                node_id = self.node_id(),
+                removed,
+                "membership of this node changed"
+            );
+            self.inner.raft.runtime_config().elect(!removed);
+        }
+    }
+
+    fn not_a_member(&self) -> ReplicaError {
+        ReplicaError::NoLeader(format!(
+            "node {} is not a member of a cluster (on standby, or removed); ask a member",
+            self.node_id()
+        ))
+    }
+
     /// Proposes `command` on this node, which must lead; otherwise `NoLeader`.
     pub(crate) async fn propose_local(&self, command: Command) -> Result<Response, ReplicaError> {
         if self.inner.transferring.load(Ordering::Acquire) {
@@ -68,6 +104,11 @@ impl RaftNode {
         let queued = self.inner.proposals.send((command, reply)).await;
         if queued.is_err() {
             return Err(ReplicaError::ShuttingDown);
+        }
+        #[cfg(feature = "inject-bugs")]
+        if self.inner.config.bug == Some(crate::InjectedBug::AckBeforeCommit) {
+            drop(answer);
+            return Ok(Response::Done);
         }
         answer.await.unwrap_or(Err(ReplicaError::ShuttingDown))
     }
@@ -82,6 +123,8 @@ impl RaftNode {
             let attempt = match self.leader() {
                 Some((id, _)) if id == self.node_id() => self.propose_local(command.clone()).await,
                 Some((_, addr)) => self.forward(&addr, &command, deadline).await,
+                // Waiting would not help: no leader will ever contact this node.
+                None if !self.is_member() => return Err(self.not_a_member()),
                 None => Err(ReplicaError::NoLeader("no leader is elected".to_owned())),
             };
             match attempt {
@@ -139,6 +182,15 @@ impl RaftNode {
     /// Waits until local reads are linearizable: on the leader its read index, on a
     /// follower the leader's read index applied locally.
     pub(crate) async fn barrier(&self) -> Result<(), ReplicaError> {
+        #[cfg(feature = "inject-bugs")]
+        if self.inner.config.bug == Some(crate::InjectedBug::StaleRead) {
+            return Ok(());
+        }
+        // A non-member's state stopped (or never started) following the log: a read
+        // index from the leader would never be applied here.
+        if !self.is_member() {
+            return Err(self.not_a_member());
+        }
         let deadline = Instant::now() + REQUEST_DEADLINE;
         loop {
             let attempt = match self.leader() {

@@ -17,4 +17,7 @@ pub(crate) enum PeerCall {
     SetElect(bool),
     /// Start an election now (leadership transfer).
     Campaign,
+    /// You were removed from the cluster: stop campaigning and refuse client requests
+    /// (a removed node never receives the log entry that removes it).
+    Removed,
 }

@@ -63,6 +63,8 @@ fn encode<T: Serialize>(value: &T) -> Result<Response<Payload>, Status> {
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(request)?;
+        // A leader replicating to this node counts it as a member (again).
+        self.node.set_removed(false);
         encode(&self.node.raft().append_entries(rpc).await)
     }
 
@@ -89,6 +91,10 @@ impl Peer for PeerService {
                 encode(&Ok::<(), micro_core::replicator::ReplicaError>(()))
             }
             PeerCall::Campaign => encode(&self.node.campaign().await),
+            PeerCall::Removed => {
+                self.node.set_removed(true);
+                encode(&Ok::<(), micro_core::replicator::ReplicaError>(()))
+            }
         }
     }
 }
