@@ -16,7 +16,7 @@ verify:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
-	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+	RUSTDOCFLAGS="-D warnings --cfg tokio_unstable" cargo doc --workspace --no-deps
 
 ## Mutating fixes: formatting and machine-applicable lints.
 fix:

@@ -32,6 +32,9 @@ pub struct RaftNodeConfig {
     pub join: Option<String>,
     /// Neither form nor join a cluster: wait to be added by `micro cluster add-node`.
     pub standby: bool,
+    /// A planted bug (simulation only; see [`crate::InjectedBug`]).
+    #[cfg(feature = "inject-bugs")]
+    pub bug: Option<crate::InjectedBug>,
 }
 
 impl RaftNodeConfig {
@@ -50,6 +53,8 @@ impl RaftNodeConfig {
             peers: std::collections::BTreeMap::new(),
             join: None,
             standby: false,
+            #[cfg(feature = "inject-bugs")]
+            bug: None,
         }
     }
 

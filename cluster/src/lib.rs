@@ -36,6 +36,8 @@
 // signatures are openraft's, not ours to shrink.
 #![allow(clippy::result_large_err)]
 
+#[cfg(feature = "inject-bugs")]
+mod bugs;
 mod codec;
 mod config;
 mod error;
@@ -50,6 +52,8 @@ mod runtime;
 mod state_machine;
 mod type_config;
 
+#[cfg(feature = "inject-bugs")]
+pub use bugs::InjectedBug;
 pub use config::RaftNodeConfig;
 pub use error::ClusterError;
 pub use flusher::Flusher;
