@@ -7,7 +7,7 @@ ROCKSDB_LIB_DIR ?= $(shell scripts/rocksdb-prebuilt.sh)
 export ROCKSDB_LIB_DIR
 export ROCKSDB_STATIC := 1
 
-.PHONY: test verify fix server bench
+.PHONY: test verify fix server bench sim
 
 ## The README's test command: formatting, lints, tests and doc tests, docs.
 test: verify
@@ -30,3 +30,7 @@ server:
 ## Throughput and latency of the store through the proxy (docs/BENCHMARKS.md).
 bench:
 	cargo run --release --bin micro -- bench store
+
+## A long deterministic-simulation sweep in release mode (SIM_SEEDS seeds, default 100).
+sim:
+	cargo run --release -p micro-simulation-tests --bin sim

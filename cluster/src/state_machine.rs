@@ -194,10 +194,7 @@ impl RaftSnapshotBuilder<TypeConfig> for KvSnapshotBuilder {
             ),
         )?;
         let snapshot_id = match last_applied {
-            Some(id) => format!(
-                "{}-{}-{}",
-                id.leader_id.term, id.leader_id.node_id, id.index
-            ),
+            Some(id) => format!("{}-{}", id.leader_id.term, id.index),
             None => "empty".to_owned(),
         };
         let meta = SnapshotMeta {

@@ -70,10 +70,17 @@ impl Report {
     }
 }
 
-/// The command that replays `seed` (with `bug` planted).
+/// The command that replays `seed` (with `bug` planted). It names the build profile
+/// this run was made in: optimized and debug builds schedule differently, so a seed
+/// replays exactly only in the profile that ran it.
 pub fn replay_command(seed: u64, bug: Option<InjectedBug>) -> String {
     let bug = bug.map_or(String::new(), |b| format!(" --bug {}", b.name()));
-    format!("cargo run --release -p micro-simulation-tests --bin sim -- --seed {seed}{bug}")
+    let release = if cfg!(debug_assertions) {
+        ""
+    } else {
+        " --release"
+    };
+    format!("cargo run{release} -p micro-simulation-tests --bin sim -- --seed {seed}{bug}")
 }
 
 /// Serializes runs within a process (see [`align_task_ids`]).

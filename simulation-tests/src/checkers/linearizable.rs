@@ -8,8 +8,9 @@
 //!   until the next write (the expiry checker bounds *when*).
 //!
 //! Operations with an unknown outcome may take effect at any time after they began, or
-//! never: they return at "infinity". An unknown write whose value nobody read is left
-//! out, since it can always be placed after everything. Unknown reads say nothing.
+//! never: they return at "infinity". An unknown write without a TTL whose value nobody
+//! read is left out, since it can always be placed after everything (one with a TTL
+//! stays: its expiry can explain a later "absent"). Unknown reads say nothing.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -95,7 +96,11 @@ fn prepare<'a>(ops: &[&'a Op]) -> Vec<(&'a Op, Step, u64)> {
     for op in ops {
         let ret = op.effective_deadline();
         let step = match (&op.kind, op.read()) {
-            (OpKind::Write { value, .. }, _) if !op.is_ok() && !read_values.contains(&**value) => {
+            // Without a TTL an unread write changes nothing anyone saw; with one, its
+            // expiry may be what a later "absent" saw, so it stays.
+            (OpKind::Write { value, ttl_secs: 0 }, _)
+                if !op.is_ok() && !read_values.contains(&**value) =>
+            {
                 continue;
             }
             (OpKind::Write { value, ttl_secs }, _) => Step::Write {
@@ -329,6 +334,22 @@ mod tests {
         assert_eq!(verdict(&ops), Verdict::Linearizable);
         let never = [unknown, read(None, (2, 3))];
         assert_eq!(verdict(&never), Verdict::Linearizable);
+    }
+
+    #[test]
+    fn an_unknown_ttl_write_nobody_read_may_explain_an_absent_key() {
+        let ttl = op(
+            OpKind::Write {
+                value: "t".to_owned(),
+                ttl_secs: 1,
+            },
+            (2, 3),
+            Outcome::Unknown,
+        );
+        let ops = [write("a", (0, 1)), ttl, read(None, (50, 51))];
+        assert_eq!(verdict(&ops), Verdict::Linearizable);
+        let without = [write("a", (0, 1)), read(None, (50, 51))];
+        assert!(matches!(verdict(&without), Verdict::Violated(_)));
     }
 
     #[test]
