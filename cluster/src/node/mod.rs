@@ -66,6 +66,29 @@ impl std::fmt::Debug for Inner {
     }
 }
 
+/// Makes a restarted node a follower that must win a new election to lead again.
+///
+/// openraft 0.9 restores a node whose saved vote is committed for itself as leader at
+/// once, in the same term. But a leader counts toward a commit only once its own append
+/// is flushed, so the followers can commit entries whose copy on the leader was never
+/// synced; a crash loses them there, and the leader, resuming in the same term, would
+/// reuse their log ids for new entries: two different entries under one log id, and an
+/// acknowledged write lost (found by the simulation, seed 314). Saving the vote as not
+/// committed keeps the term and whom this node voted for, so it still never votes twice
+/// in a term, but a new election is needed, which Raft grants only to a node that holds
+/// every committed entry.
+async fn forget_leadership(log: &mut KvLogStore) -> Result<(), ClusterError> {
+    use openraft::storage::RaftLogStorage;
+    let storage = |e: openraft::StorageError<u64>| ClusterError::Raft(e.to_string());
+    if let Some(mut vote) = log.read_vote().await.map_err(storage)?
+        && vote.committed
+    {
+        vote.committed = false;
+        log.save_vote(&vote).await.map_err(storage)?;
+    }
+    Ok(())
+}
+
 impl RaftNode {
     /// Starts a member on `kv`, dialling peers through `connector`. It takes part in
     /// Raft at once, but forms or joins a cluster only in [`RaftNode::bootstrap`], which
@@ -78,7 +101,8 @@ impl RaftNode {
     ) -> Result<Self, ClusterError> {
         let raft_config = Arc::new(config.to_openraft()?);
         let flusher = Flusher::spawn(kv.clone());
-        let log = KvLogStore::new(kv.clone(), flusher.clone());
+        let mut log = KvLogStore::new(kv.clone(), flusher.clone());
+        forget_leadership(&mut log).await?;
         let committed_index = log.committed_index();
         let machine = KvStateMachine::new(kv.clone(), flusher);
         let network = PeerNetwork::new(connector);
