@@ -7,6 +7,9 @@ ROCKSDB_LIB_DIR ?= $(shell scripts/rocksdb-prebuilt.sh)
 export ROCKSDB_LIB_DIR
 export ROCKSDB_STATIC := 1
 
+## Seeds of the optimized simulation sweep CI runs (seconds each: about half of one).
+SIM_CI_RELEASE_SEEDS ?= 300
+
 .PHONY: test verify fix server bench sim
 
 ## The README's test command: formatting, lints, tests and doc tests, docs.
@@ -16,6 +19,8 @@ verify:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
+	cargo run --release -p micro-simulation-tests --bin sim -- --count $(SIM_CI_RELEASE_SEEDS)
+	cargo run --release -p micro-simulation-tests --bin sim -- --regressions
 	RUSTDOCFLAGS="-D warnings --cfg tokio_unstable" cargo doc --workspace --no-deps
 
 ## Mutating fixes: formatting and machine-applicable lints.

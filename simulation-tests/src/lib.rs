@@ -49,4 +49,6 @@ pub mod trace;
 pub mod workload;
 
 pub use plan::Plan;
-pub use run::{Report, RunOptions, replay_command, run_seed, run_seed_catching};
+pub use run::{
+    RELEASE_REGRESSIONS, Report, RunOptions, replay_command, run_seed, run_seed_catching,
+};

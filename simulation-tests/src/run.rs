@@ -70,6 +70,26 @@ impl Report {
     }
 }
 
+/// Seeds that found real bugs in an optimized (`--release`) build, with what they found;
+/// `sim --regressions` runs them (CI does, in release). Seeds found by `cargo test`'s
+/// debug builds live in `tests/sim/t90_regressions.rs` instead: the two profiles take
+/// different paths from one seed.
+pub const RELEASE_REGRESSIONS: [(u64, &str); 3] = [
+    (
+        314,
+        "a leader restarted after a crash resumed leading in its term without the entries \
+         its followers had committed, reused their log ids and lost an acknowledged write",
+    ),
+    (
+        191,
+        "after healing, the three voters campaigned in step and elected nobody for 25 s",
+    ),
+    (
+        402,
+        "after healing, the voters elected nobody and the clients could not read for 25 s",
+    ),
+];
+
 /// The command that replays `seed` (with `bug` planted). It names the build profile
 /// this run was made in: optimized and debug builds schedule differently, so a seed
 /// replays exactly only in the profile that ran it.

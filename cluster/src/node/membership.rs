@@ -21,6 +21,10 @@ const FIRST_LEADER_WAIT: Duration = Duration::from_secs(10);
 const JOIN_TRYING_MAX: Duration = Duration::from_secs(300);
 /// How long a leadership transfer may take.
 const TRANSFER_WAIT: Duration = Duration::from_secs(5);
+/// How long a leadership transfer may keep a voter from campaigning: longer than a
+/// transfer takes, so the suspension never cuts one short, but bounded, so a transfer
+/// whose leader died midway cannot leave a voter unable ever to campaign.
+const ELECT_SUSPEND_MAX: Duration = Duration::from_secs(15);
 /// How long the leader tries to tell a removed node it was removed.
 const TELL_REMOVED_WAIT: Duration = Duration::from_secs(2);
 
@@ -277,6 +281,26 @@ impl RaftNode {
     }
 
     /// Starts an election on this node now (the last step of a leadership transfer).
+    /// Allows this node to campaign again, or suspends its elections for at most
+    /// [`ELECT_SUSPEND_MAX`] (a leadership transfer elsewhere). A removed node stays
+    /// silent whatever it is asked.
+    pub(crate) fn set_elect(&self, enabled: bool) {
+        let removed = self.inner.removed.load(Ordering::Acquire);
+        self.inner.raft.runtime_config().elect(enabled && !removed);
+        if enabled {
+            return;
+        }
+        let inner = std::sync::Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            tokio::time::sleep(ELECT_SUSPEND_MAX).await;
+            if let Some(inner) = inner.upgrade()
+                && !inner.removed.load(Ordering::Acquire)
+            {
+                inner.raft.runtime_config().elect(true);
+            }
+        });
+    }
+
     pub(crate) async fn campaign(&self) -> Result<(), ReplicaError> {
         self.inner.raft.runtime_config().elect(true);
         self.inner.raft.trigger().elect().await.map_err(fatal_error)

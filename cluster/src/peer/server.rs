@@ -87,7 +87,7 @@ impl Peer for PeerService {
             PeerCall::ReadIndex => encode(&self.node.read_index_local().await),
             PeerCall::Membership(change) => encode(&self.node.change_membership(change).await),
             PeerCall::SetElect(enabled) => {
-                self.node.raft().runtime_config().elect(enabled);
+                self.node.set_elect(enabled);
                 encode(&Ok::<(), micro_core::replicator::ReplicaError>(()))
             }
             PeerCall::Campaign => encode(&self.node.campaign().await),

@@ -4,18 +4,22 @@
 //! sim                       seeds 1..=SIM_SEEDS (default 100)
 //! sim --from 1000 --count 500
 //! sim --seed 42 [--trace]   replay one seed (SIM_SEED=42 works too)
+//! sim --regressions         the seeds that once found bugs (RELEASE_REGRESSIONS)
 //! sim --bug stale-read      plant a bug (ack-before-commit, stale-read)
+//! RUST_LOG=openraft=debug sim --seed 42    the nodes' logs too
 //! ```
 //! Exits 1 if any seed broke a property, printing each failing seed's replay command.
 
 use std::process::ExitCode;
 
 use micro_cluster::InjectedBug;
-use micro_simulation_tests::{RunOptions, replay_command, run_seed_catching};
+use micro_simulation_tests::{RELEASE_REGRESSIONS, RunOptions, replay_command, run_seed_catching};
 
 struct Args {
     from: u64,
     count: u64,
+    /// Run exactly these seeds instead of a range.
+    seeds: Option<Vec<u64>>,
     options: RunOptions,
 }
 
@@ -24,6 +28,7 @@ fn parse() -> Result<Args, String> {
     let mut args = Args {
         from: 1,
         count: env_u64("SIM_SEEDS").unwrap_or(100),
+        seeds: None,
         options: RunOptions::default(),
     };
     if let Some(seed) = env_u64("SIM_SEED") {
@@ -45,6 +50,9 @@ fn parse() -> Result<Args, String> {
                 args.options.bug = Some(bug);
             }
             "--trace" => args.options.keep_trace = true,
+            "--regressions" => {
+                args.seeds = Some(RELEASE_REGRESSIONS.iter().map(|(seed, _)| *seed).collect());
+            }
             other => return Err(format!("unknown argument {other:?} (see the source's doc)")),
         }
     }
@@ -61,9 +69,19 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let started = std::time::Instant::now();
     let mut failed = Vec::new();
-    for seed in args.from..args.from.saturating_add(args.count) {
+    let seeds = args
+        .seeds
+        .clone()
+        .unwrap_or_else(|| (args.from..args.from.saturating_add(args.count)).collect());
+    for &seed in &seeds {
         let report = run_seed_catching(seed, args.options);
         for line in &report.trace {
             println!("{line}");
@@ -80,8 +98,8 @@ fn main() -> ExitCode {
     let secs = started.elapsed().as_secs_f64();
     println!(
         "{} seeds in {secs:.1} s ({:.2} s per seed); failed: {failed:?}",
-        args.count,
-        secs / args.count.max(1) as f64
+        seeds.len(),
+        secs / seeds.len().max(1) as f64
     );
     if failed.is_empty() {
         ExitCode::SUCCESS
