@@ -74,7 +74,7 @@ impl Report {
 /// `sim --regressions` runs them (CI does, in release). Seeds found by `cargo test`'s
 /// debug builds live in `tests/sim/t90_regressions.rs` instead: the two profiles take
 /// different paths from one seed.
-pub const RELEASE_REGRESSIONS: [(u64, &str); 3] = [
+pub const RELEASE_REGRESSIONS: [(u64, &str); 6] = [
     (
         314,
         "a leader restarted after a crash resumed leading in its term without the entries \
@@ -87,6 +87,19 @@ pub const RELEASE_REGRESSIONS: [(u64, &str); 3] = [
     (
         402,
         "after healing, the voters elected nobody and the clients could not read for 25 s",
+    ),
+    (
+        1635,
+        "five voters whose fixed election timeouts fell on the same tick split every vote \
+         for 40 s",
+    ),
+    (
+        1651,
+        "after healing, the voters split every vote and the clients could not read for 25 s",
+    ),
+    (
+        1988,
+        "checker: a delete still running when a final read began was taken as finished",
     ),
 ];
 

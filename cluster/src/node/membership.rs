@@ -28,7 +28,77 @@ const ELECT_SUSPEND_MAX: Duration = Duration::from_secs(15);
 /// How long the leader tries to tell a removed node it was removed.
 const TELL_REMOVED_WAIT: Duration = Duration::from_secs(2);
 
+/// How long a voter may see no leader before it campaigns on a fresh random delay.
+fn stuck_after(config: &crate::RaftNodeConfig) -> Duration {
+    config.election_timeout_max * 2
+}
+
+/// Breaks elections that keep splitting.
+///
+/// openraft 0.9 draws a node's election timeout once, at start, and checks it on a tick
+/// of 1.5 heartbeats, so voters whose timeouts round to the same tick campaign together
+/// round after round and split the vote for as long as they run (simulation seed 1635:
+/// five voters, no leader for 40 s after healing). Raft re-randomizes the timeout for
+/// every election; this does the same for a voter that has seen no leader for
+/// [`stuck_after`]: it waits a fresh random part of an election timeout and campaigns.
+pub(super) async fn election_watch(inner: std::sync::Weak<super::Inner>, seed: u64) {
+    use micro_core::rng::{Rng, SeededRng};
+    let rng = SeededRng::new(seed ^ 0x5eed_e1ec);
+    let mut interval = tokio::time::interval(Duration::from_millis(100));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut leaderless_since: Option<Instant> = None;
+    loop {
+        interval.tick().await;
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let node = RaftNode { inner: strong };
+        if node.leader().is_some() || !node.is_voter() {
+            leaderless_since = None;
+            continue;
+        }
+        let since = *leaderless_since.get_or_insert_with(Instant::now);
+        let config = &node.inner.config;
+        if since.elapsed() < stuck_after(config) {
+            continue;
+        }
+        let spread = u64::try_from(config.election_timeout_max.as_millis()).unwrap_or(800);
+        let pause = Duration::from_millis(rng.next_u64() % spread.max(1));
+        drop(node);
+        tokio::time::sleep(pause).await;
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let node = RaftNode { inner: strong };
+        if node.leader().is_none() && node.is_voter() {
+            tracing::info!(
+                node_id = node.node_id(),
+                "elections keep failing; campaigning"
+            );
+            if let Err(err) = node.inner.raft.trigger().elect().await {
+                tracing::warn!(%err, "could not start an election");
+            }
+        }
+        leaderless_since = Some(Instant::now());
+    }
+}
+
 impl RaftNode {
+    /// Whether this node is a voter of the cluster it knows (and was not removed).
+    pub(crate) fn is_voter(&self) -> bool {
+        if self.inner.removed.load(Ordering::Acquire) {
+            return false;
+        }
+        let metrics = self.inner.raft.metrics();
+        let id = self.node_id();
+        metrics
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == id)
+    }
+
     /// Forms or joins the cluster as configured; see the module documentation.
     pub async fn bootstrap(&self) -> Result<(), ClusterError> {
         let raft = &self.inner.raft;

@@ -129,6 +129,8 @@ impl RaftNode {
         let node = Self { inner };
         let ticker = tokio::spawn(propose::tick_loop(Arc::downgrade(&node.inner)));
         node.keep_task(ticker);
+        let watch = membership::election_watch(Arc::downgrade(&node.inner), seed);
+        node.keep_task(tokio::spawn(watch));
         Ok(node)
     }
 

@@ -17,7 +17,11 @@ pub fn check(ops: &[Op]) -> Vec<Violation> {
             .iter()
             .filter(|op| op.key == last.key && !matches!(op.kind, OpKind::Read))
             .collect();
-        let acked = on_key.iter().filter(|op| op.is_ok());
+        // Only what was acknowledged before the read began must be visible to it; an
+        // operation still running may take effect after the read.
+        let acked = on_key
+            .iter()
+            .filter(|op| op.is_ok() && op.complete_ms < last.invoke_ms);
         match seen {
             ReadValue::Found { value, .. } => {
                 let Some(writer) = on_key.iter().find(|op| op.written() == Some(value)) else {
@@ -122,6 +126,13 @@ mod tests {
         let mut ops = vec![write("a", (1, 2)), final_read(None)];
         assert_eq!(check(&ops).len(), 1);
         ops.insert(1, op(OpKind::Delete, (3, 9), Outcome::Unknown));
+        assert!(check(&ops).is_empty());
+    }
+
+    #[test]
+    fn an_operation_still_running_when_the_read_began_may_come_after_it() {
+        let late_delete = op(OpKind::Delete, (50, 150), Outcome::Ok(None));
+        let ops = vec![write("a", (1, 2)), late_delete, final_read(Some("a"))];
         assert!(check(&ops).is_empty());
     }
 
