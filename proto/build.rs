@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const FILES: [&str; 5] = [
+const FILES: [&str; 7] = [
+    "registry/registry.proto",
+    "runtime/runtime.proto",
     "store/store.proto",
     "debug/debug.proto",
     "errors/errors.proto",

@@ -16,6 +16,8 @@
 //! - [`state`]: the `Command` log entries, their pure `apply`, and reads of applied state.
 //! - [`kv`]: the `KvBackend` port with an in-memory implementation.
 //! - [`clock`], [`rng`]: injected time and randomness, so simulation can replace them.
+//! - [`registry`], [`runtime`]: the registry's services and the runtime's desired state.
+//! - [`service`]: the `LocalService` port in-node services implement.
 //! - [`replicator`]: the port the services propose commands through.
 //! - [`testing`]: conformance suites every implementation of a port must pass.
 //!
@@ -34,8 +36,11 @@ pub mod cluster;
 pub mod error;
 pub mod kv;
 pub mod namespace;
+pub mod registry;
 pub mod replicator;
 pub mod rng;
+pub mod runtime;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod testing;

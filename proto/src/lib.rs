@@ -18,10 +18,16 @@
 //! ```
 
 mod convert;
+pub mod raw;
+mod registry_convert;
 mod status;
 
 pub use convert::{
     cluster_status_to_wire, list_options, read_options, record_from_wire, record_to_wire,
+};
+pub use registry_convert::{
+    registrations_from_wire, service_from_wire, service_to_wire, value_from_wire, value_to_wire,
+    watch_event_to_wire,
 };
 pub use status::{micro_from_status, status_from_error, status_from_micro};
 
@@ -87,4 +93,28 @@ pub mod cluster {
 )]
 pub mod peer {
     tonic::include_proto!("peer");
+}
+
+/// Package `registry`: `/registry.Registry/*`.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
+pub mod registry {
+    tonic::include_proto!("registry");
+}
+
+/// Package `runtime`: `/runtime.Runtime/*` (Create, Read, Delete for in-node services).
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic,
+    missing_debug_implementations
+)]
+pub mod runtime {
+    tonic::include_proto!("runtime");
 }
