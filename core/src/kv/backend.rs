@@ -20,20 +20,26 @@ pub enum Space {
     Store,
     /// The latest state-machine snapshot (kept so it can be sent to a lagging peer).
     Snapshot,
+    /// The registry: service nodes and their expiry index.
+    Registry,
+    /// The runtime's desired state.
+    Runtime,
 }
 
 impl Space {
     /// Every space, in a fixed order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::Log,
         Self::Raft,
         Self::Meta,
         Self::Store,
         Self::Snapshot,
+        Self::Registry,
+        Self::Runtime,
     ];
 
     /// The spaces that make up the replicated state machine (what a snapshot carries).
-    pub const STATE: [Self; 2] = [Self::Meta, Self::Store];
+    pub const STATE: [Self; 4] = [Self::Meta, Self::Store, Self::Registry, Self::Runtime];
 
     /// The stable name of the space (the RocksDB column family name).
     pub fn name(self) -> &'static str {
@@ -43,6 +49,8 @@ impl Space {
             Self::Meta => "meta",
             Self::Store => "store",
             Self::Snapshot => "snapshot",
+            Self::Registry => "registry",
+            Self::Runtime => "runtime",
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::state::keys::{
     self, EXPIRY_TAG, LOG_TIME_KEY, StoredRecord, catalogue_key, decode, encode, expiry_key,
     record_key,
 };
-use crate::state::{Command, Request, Response};
+use crate::state::{Command, Request, Response, services};
 use crate::store::{Record, TablePath};
 
 /// The most expired records one tick purges; the rest wait for the next tick (reads
@@ -61,6 +61,24 @@ pub fn apply(kv: &dyn KvBackend, request: &Request) -> Result<Applied, KvError> 
         Command::Tick => purge_expired(kv, now, &mut batch)?,
         Command::StorePut { path, record } => put(kv, path, record, now, &mut batch)?,
         Command::StoreDelete { path, key } => delete(kv, &record_key(path, key), now, &mut batch)?,
+        Command::RegistryRegister {
+            namespace,
+            registration,
+        } => services::register(kv, namespace, registration, now, &mut batch)?,
+        Command::RegistryDeregister {
+            namespace,
+            name,
+            version,
+            node_ids,
+        } => services::deregister(kv, namespace, name, version, node_ids, &mut batch)?,
+        Command::RuntimeUpsert { namespace, service } => {
+            services::runtime_upsert(namespace, service, now, &mut batch)
+        }
+        Command::RuntimeDelete {
+            namespace,
+            name,
+            version,
+        } => services::runtime_delete(kv, namespace, name, version, &mut batch)?,
     };
     Ok(Applied {
         batch,
@@ -175,6 +193,7 @@ fn purge_expired(
     for (path, delta) in per_table {
         adjust_catalogue(kv, &path, delta, batch)?;
     }
+    purged += services::purge_expired(kv, now, PURGE_PER_TICK, batch)?;
     Ok(Response::Ticked { purged })
 }
 

@@ -2,6 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::namespace::Namespace;
+use crate::registry::Registration;
+use crate::runtime::RuntimeService;
 use crate::store::{Record, TablePath};
 
 /// A change to the replicated state. Every variant is validated before it is proposed.
@@ -22,6 +25,40 @@ pub enum Command {
         path: TablePath,
         /// Its key.
         key: String,
+    },
+    /// Registers (or re-registers, renewing its TTL) one node of a service.
+    RegistryRegister {
+        /// The service's namespace (the registry's domain).
+        namespace: Namespace,
+        /// The validated registration.
+        registration: Registration,
+    },
+    /// Removes nodes of a service version (all of them when `node_ids` is empty).
+    RegistryDeregister {
+        /// The service's namespace.
+        namespace: Namespace,
+        /// Service name.
+        name: String,
+        /// Service version.
+        version: String,
+        /// The nodes to remove.
+        node_ids: Vec<String>,
+    },
+    /// Creates or replaces a runtime service's desired state.
+    RuntimeUpsert {
+        /// Its namespace.
+        namespace: Namespace,
+        /// The desired service.
+        service: RuntimeService,
+    },
+    /// Removes a runtime service's desired state.
+    RuntimeDelete {
+        /// Its namespace.
+        namespace: Namespace,
+        /// Service name.
+        name: String,
+        /// Service version.
+        version: String,
     },
 }
 

@@ -17,6 +17,7 @@ mod apply;
 mod command;
 mod keys;
 mod reader;
+mod services;
 
 pub use apply::{Applied, PURGE_PER_TICK, apply};
 pub use command::{Command, Request, Response};

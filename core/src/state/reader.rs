@@ -33,6 +33,30 @@ impl StateReader {
         read_log_time(self.kv.as_ref())
     }
 
+    /// The live services of `namespace` (only those named `name` if given), each the
+    /// union of its live nodes. Nodes past their TTL by log time are never returned.
+    pub fn registry_services(
+        &self,
+        namespace: &Namespace,
+        name: Option<&str>,
+    ) -> Result<Vec<crate::registry::Service>, KvError> {
+        let now = self.log_time_ms()?;
+        crate::state::services::services(self.kv.as_ref(), namespace, name, now)
+    }
+
+    /// The namespaces with registrations.
+    pub fn registry_namespaces(&self) -> Result<Vec<Namespace>, KvError> {
+        crate::state::services::registry_namespaces(self.kv.as_ref())
+    }
+
+    /// The runtime's desired services, of one namespace or all.
+    pub fn runtime_services(
+        &self,
+        namespace: Option<&Namespace>,
+    ) -> Result<Vec<(Namespace, crate::runtime::RuntimeService)>, KvError> {
+        crate::state::services::runtime_services(self.kv.as_ref(), namespace)
+    }
+
     /// Reads one record exactly, or the records matching a prefix and/or suffix. An
     /// exact read of a missing or expired key is `NotFound`; a scan may return nothing.
     pub fn store_read(
