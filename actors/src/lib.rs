@@ -34,7 +34,13 @@
 //! # });
 //! ```
 
+pub mod registry;
+pub mod router;
+pub mod runtime;
 pub mod store;
 pub mod supervisor;
 
+pub use registry::RegistryHandle;
+pub use router::Router;
+pub use runtime::RuntimeHandle;
 pub use supervisor::{NodeHandles, NodeSupervisor};

@@ -68,7 +68,7 @@ pub struct Value {
     /// Type name (`string`, `int64`, `bool`, a message name; `[]T` for repeated).
     pub r#type: String,
     /// Fields, for messages.
-    pub values: Vec<Value>,
+    pub values: Vec<Self>,
 }
 
 /// One serving instance.

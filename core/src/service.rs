@@ -13,6 +13,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use futures_core::Stream;
 
@@ -61,3 +62,36 @@ pub trait LocalService: Send + Sync + Debug + 'static {
     /// item (`NotFound` / `BadRequest`), never a panic.
     fn call(&self, call: Call) -> Replies;
 }
+
+/// Anything that answers calls: a local service, or the router that finds one.
+pub trait ServiceCaller: Send + Sync + 'static {
+    /// Dispatches a call; errors come back as an `Err` item.
+    fn dispatch(&self, call: Call) -> Replies;
+}
+
+impl<T: LocalService + ?Sized> ServiceCaller for T {
+    fn dispatch(&self, call: Call) -> Replies {
+        self.call(call)
+    }
+}
+
+/// How the router reaches a service on another node or in another process.
+pub trait RemoteCaller: Send + Sync + Debug + 'static {
+    /// Calls `call` on the server at `address` (`host:port`) within `timeout`. A server
+    /// that cannot be reached is an `Unavailable` error before anything was sent.
+    fn call(
+        &self,
+        address: &str,
+        call: Call,
+        timeout: std::time::Duration,
+    ) -> crate::replicator::BoxFuture<'static, Result<Replies, MicroError>>;
+}
+
+/// A service compiled into the node binary, started in-node by `micro run NAME`.
+pub trait Builtin: Send + Sync + Debug + 'static {
+    /// Starts a fresh instance (its handler actors) and returns it.
+    fn start(&self) -> crate::replicator::BoxFuture<'static, Result<Arc<dyn LocalService>, MicroError>>;
+}
+
+/// The services compiled into a node, by name.
+pub type Builtins = BTreeMap<String, Arc<dyn Builtin>>;

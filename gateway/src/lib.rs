@@ -1,8 +1,10 @@
 //! # micro-gateway
 //!
 //! The edges of a node. For now the gRPC proxy (:8081): it serves the core services'
-//! gRPC contract (`/store.Store/*`, `/debug.Debug/*`, `/cluster.Cluster/*`) by calling
-//! the service actors through their handles. The HTTP API (:8080) joins it later.
+//! gRPC contract (`/store.Store/*`, `/registry.Registry/*`, `/runtime.Runtime/*`,
+//! `/debug.Debug/*`, `/cluster.Cluster/*`) by calling the service handles, and every
+//! other `/<service>.<Handler>/<Method>` through the Router, as raw bytes, to an in-node
+//! service, another node or a process. The HTTP API (:8080) joins it later.
 //!
 //! ```text
 //! gRPC client ─> tonic server (injected listener) ─> namespace from `Micro-Namespace`
@@ -18,6 +20,7 @@ mod proxy;
 pub use api::{VERSION, api_router, error_response, serve_api};
 
 pub use proxy::{
-    CONSISTENCY_HEADER, ClusterService, DebugService, MESSAGE_LEN_MAX, NAMESPACE_HEADER, ProxyDeps,
-    StoreService, consistency_of, namespace_of, serve_proxy,
+    CONSISTENCY_HEADER, ClusterService, DebugService, Dial, GrpcRemote, MESSAGE_LEN_MAX,
+    NAMESPACE_HEADER, ProxyDeps, RegistryService, RuntimeService, StoreService, consistency_of,
+    namespace_of, serve_proxy,
 };

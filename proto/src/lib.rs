@@ -41,6 +41,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "
     unreachable_pub,
     clippy::all,
     clippy::pedantic,
+    clippy::nursery,
     missing_debug_implementations
 )]
 pub mod store {
@@ -53,6 +54,7 @@ pub mod store {
     unreachable_pub,
     clippy::all,
     clippy::pedantic,
+    clippy::nursery,
     missing_debug_implementations
 )]
 pub mod debug {
@@ -65,6 +67,7 @@ pub mod debug {
     unreachable_pub,
     clippy::all,
     clippy::pedantic,
+    clippy::nursery,
     missing_debug_implementations
 )]
 pub mod errors {
@@ -77,6 +80,7 @@ pub mod errors {
     unreachable_pub,
     clippy::all,
     clippy::pedantic,
+    clippy::nursery,
     missing_debug_implementations
 )]
 pub mod cluster {
@@ -89,6 +93,7 @@ pub mod cluster {
     unreachable_pub,
     clippy::all,
     clippy::pedantic,
+    clippy::nursery,
     missing_debug_implementations
 )]
 pub mod peer {
@@ -101,6 +106,7 @@ pub mod peer {
     unreachable_pub,
     clippy::all,
     clippy::pedantic,
+    clippy::nursery,
     missing_debug_implementations
 )]
 pub mod registry {
@@ -113,6 +119,7 @@ pub mod registry {
     unreachable_pub,
     clippy::all,
     clippy::pedantic,
+    clippy::nursery,
     missing_debug_implementations
 )]
 pub mod runtime {

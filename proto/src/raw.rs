@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use micro_core::service::{CONTENT_PROTO, Call, LocalService, Replies};
+use micro_core::service::{CONTENT_PROTO, Call, Replies, ServiceCaller};
 use micro_core::{Code, MicroError, Namespace};
 use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http;
@@ -109,16 +109,17 @@ pub fn path_of(service: &str, endpoint: &str) -> Result<String, MicroError> {
 }
 
 /// An axum router answering every gRPC path by calling `svc` (unary and
-/// server-streaming), for a process service's own server or the proxy's fallback.
-pub fn router(svc: Arc<dyn LocalService>) -> axum::Router {
+/// server-streaming), for a process service's own server or the proxy's fallback. The
+/// router serves `svc` (any [`ServiceCaller`], e.g. an `Arc<dyn LocalService>`).
+pub fn router<S: ServiceCaller + ?Sized>(svc: Arc<S>) -> axum::Router {
     axum::Router::new().fallback(move |req: http::Request<axum::body::Body>| {
         let svc = svc.clone();
         async move { serve_one(svc, req).await.map(axum::body::Body::new) }
     })
 }
 
-async fn serve_one(
-    svc: Arc<dyn LocalService>,
+async fn serve_one<S: ServiceCaller + ?Sized>(
+    svc: Arc<S>,
     req: http::Request<axum::body::Body>,
 ) -> http::Response<tonic::body::Body> {
     let Some((service, endpoint)) = split_path(req.uri().path()) else {
@@ -137,7 +138,7 @@ async fn serve_one(
         let svc = svc.clone();
         async move {
             let replies = svc
-                .call(call)
+                .dispatch(call)
                 .map(|item| item.map_err(|e| status_from_micro(&e)));
             let stream: std::pin::Pin<
                 Box<dyn futures_core::Stream<Item = Result<Vec<u8>, tonic::Status>> + Send>,

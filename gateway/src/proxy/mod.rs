@@ -3,6 +3,9 @@
 mod cluster;
 mod debug;
 mod namespace;
+mod registry;
+mod remote;
+mod runtime;
 mod server;
 mod store;
 
@@ -10,4 +13,7 @@ pub use cluster::ClusterService;
 pub use debug::DebugService;
 pub use namespace::{CONSISTENCY_HEADER, NAMESPACE_HEADER, consistency_of, namespace_of};
 pub use server::{MESSAGE_LEN_MAX, ProxyDeps, serve_proxy};
+pub use registry::RegistryService;
+pub use remote::{Dial, GrpcRemote};
+pub use runtime::RuntimeService;
 pub use store::StoreService;

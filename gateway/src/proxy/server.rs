@@ -9,11 +9,13 @@ use micro_core::Clock;
 use micro_core::replicator::Replicator;
 use micro_proto::cluster::cluster_server::ClusterServer;
 use micro_proto::debug::debug_server::DebugServer;
+use micro_proto::registry::registry_server::RegistryServer;
+use micro_proto::runtime::runtime_server::RuntimeServer;
 use micro_proto::store::store_server::StoreServer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::transport::server::Connected;
 
-use crate::{ClusterService, DebugService, StoreService};
+use crate::{ClusterService, DebugService, RegistryService, RuntimeService, StoreService};
 
 /// The largest gRPC message the proxy accepts or sends (a 1 MiB value plus headroom).
 pub const MESSAGE_LEN_MAX: usize = 4 * 1024 * 1024;
@@ -27,6 +29,12 @@ pub struct ProxyDeps {
     pub replicator: Arc<dyn Replicator>,
     /// Wall clock (for `Debug.Stats`).
     pub clock: Arc<dyn Clock>,
+    /// The registry.
+    pub registry: micro_actors::RegistryHandle,
+    /// The runtime (in-node services).
+    pub runtime: micro_actors::RuntimeHandle,
+    /// Where calls to any other service go.
+    pub router: micro_actors::Router,
 }
 
 /// Serves the proxy on every connection `incoming` yields until `shutdown` resolves.
@@ -45,14 +53,23 @@ where
 {
     let store = StoreService::new(deps.handles.store.clone());
     let debug = DebugService::new(deps.clock, &store);
+    let routes = tonic::service::Routes::new(
+        StoreServer::new(store)
+            .max_decoding_message_size(MESSAGE_LEN_MAX)
+            .max_encoding_message_size(MESSAGE_LEN_MAX),
+    )
+    .add_service(DebugServer::new(debug))
+    .add_service(ClusterServer::new(ClusterService::new(deps.replicator)))
+    .add_service(
+        RegistryServer::new(RegistryService::new(deps.registry))
+            .max_decoding_message_size(MESSAGE_LEN_MAX),
+    )
+    .add_service(RuntimeServer::new(RuntimeService::new(deps.runtime)));
+    // Every path no core service claims goes through the router as raw bytes.
+    let router = micro_proto::raw::router(Arc::new(deps.router));
+    let routes = tonic::service::Routes::from(routes.prepare().into_axum_router().merge(router));
     tonic::transport::Server::builder()
-        .add_service(
-            StoreServer::new(store)
-                .max_decoding_message_size(MESSAGE_LEN_MAX)
-                .max_encoding_message_size(MESSAGE_LEN_MAX),
-        )
-        .add_service(DebugServer::new(debug))
-        .add_service(ClusterServer::new(ClusterService::new(deps.replicator)))
+        .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

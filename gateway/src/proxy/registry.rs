@@ -1,0 +1,131 @@
+//! `registry.Registry` over the [`RegistryHandle`].
+
+use std::pin::Pin;
+
+use futures::Stream;
+use micro_actors::RegistryHandle;
+use micro_core::{MicroError, Namespace};
+use micro_proto::registry as pb;
+use micro_proto::registry::registry_server::Registry;
+use tonic::{Request, Response, Status};
+
+use crate::proxy::{consistency_of, namespace_of};
+
+/// The `registry.Registry` gRPC service.
+#[derive(Debug, Clone)]
+pub struct RegistryService {
+    registry: RegistryHandle,
+}
+
+impl RegistryService {
+    /// A service answering from `registry`.
+    pub fn new(registry: RegistryHandle) -> Self {
+        Self { registry }
+    }
+}
+
+fn status(err: &MicroError) -> Status {
+    micro_proto::status_from_micro(err)
+}
+
+/// The namespace of a registry request: the options' domain, else the caller's.
+fn domain<T>(request: &Request<T>, options: Option<&pb::Options>) -> Result<Namespace, Status> {
+    match options.map(|o| o.domain.as_str()).filter(|d| !d.is_empty()) {
+        Some(domain) => {
+            Namespace::new(domain).map_err(|e| micro_proto::status_from_error("registry", &e))
+        }
+        None => namespace_of(request),
+    }
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::Result, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Registry for RegistryService {
+    async fn get_service(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
+        let namespace = domain(&request, request.get_ref().options.as_ref())?;
+        let consistency = consistency_of(&request)?;
+        let services = self
+            .registry
+            .get(&namespace, &request.get_ref().service, consistency)
+            .await
+            .map_err(|e| status(&e))?;
+        let services = services
+            .into_iter()
+            .map(|s| micro_proto::service_to_wire(s, namespace.as_str()))
+            .collect();
+        Ok(Response::new(pb::GetResponse { services }))
+    }
+
+    async fn register(
+        &self,
+        request: Request<pb::Service>,
+    ) -> Result<Response<pb::EmptyResponse>, Status> {
+        let namespace = domain(&request, request.get_ref().options.as_ref())?;
+        let registrations = micro_proto::registrations_from_wire(request.into_inner());
+        if registrations.is_empty() {
+            return Err(Status::invalid_argument(
+                "a registration needs at least one node",
+            ));
+        }
+        for registration in registrations {
+            self.registry
+                .register(namespace.clone(), registration)
+                .await
+                .map_err(|e| status(&e))?;
+        }
+        Ok(Response::new(pb::EmptyResponse {}))
+    }
+
+    async fn deregister(
+        &self,
+        request: Request<pb::Service>,
+    ) -> Result<Response<pb::EmptyResponse>, Status> {
+        let namespace = domain(&request, request.get_ref().options.as_ref())?;
+        let service = request.into_inner();
+        let nodes = service.nodes.into_iter().map(|n| n.id).collect();
+        self.registry
+            .deregister(namespace, &service.name, &service.version, nodes)
+            .await
+            .map_err(|e| status(&e))?;
+        Ok(Response::new(pb::EmptyResponse {}))
+    }
+
+    async fn list_services(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
+        let namespace = domain(&request, request.get_ref().options.as_ref())?;
+        let consistency = consistency_of(&request)?;
+        let services = self
+            .registry
+            .list(&namespace, consistency)
+            .await
+            .map_err(|e| status(&e))?;
+        let services = services
+            .into_iter()
+            .map(|s| micro_proto::service_to_wire(s, namespace.as_str()))
+            .collect();
+        Ok(Response::new(pb::ListResponse { services }))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let namespace = domain(&request, request.get_ref().options.as_ref())?;
+        let name = Some(request.get_ref().service.clone()).filter(|s| !s.is_empty());
+        let events = self.registry.watch(namespace.clone(), name);
+        let stream = tokio_stream::wrappers::ReceiverStream::new(events);
+        let domain = namespace.as_str().to_owned();
+        let stream = futures::StreamExt::map(stream, move |event| {
+            Ok(micro_proto::watch_event_to_wire(event, &domain))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
