@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use micro_core::service::{Call, LocalService, RemoteCaller, Replies, ServiceCaller};
 use futures_util::StreamExt;
+use micro_core::service::{Call, LocalService, RemoteCaller, Replies, ServiceCaller};
 use micro_core::{Code, MicroError, Namespace};
 
 use crate::registry::RegistryHandle;
@@ -66,18 +66,30 @@ impl Router {
 
     /// Serves `name` in `namespace` from this node.
     pub fn add_local(&self, namespace: Namespace, name: &str, service: Arc<dyn LocalService>) {
-        let mut local = self.inner.local.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut local = self
+            .inner
+            .local
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         local.insert((namespace, name.to_owned()), service);
     }
 
     /// Stops serving `name` in `namespace` from this node; returns what was served.
     pub fn remove_local(&self, namespace: &Namespace, name: &str) -> Option<Arc<dyn LocalService>> {
-        let mut local = self.inner.local.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut local = self
+            .inner
+            .local
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         local.remove(&(namespace.clone(), name.to_owned()))
     }
 
     fn local(&self, namespace: &Namespace, name: &str) -> Option<Arc<dyn LocalService>> {
-        let local = self.inner.local.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let local = self
+            .inner
+            .local
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         local.get(&(namespace.clone(), name.to_owned())).cloned()
     }
 
@@ -126,7 +138,12 @@ impl Router {
             forwarded
                 .metadata
                 .insert(ROUTED_HEADER.to_owned(), self.inner.address.clone());
-            match self.inner.remote.call(address, forwarded, self.inner.timeout).await {
+            match self
+                .inner
+                .remote
+                .call(address, forwarded, self.inner.timeout)
+                .await
+            {
                 // Unreachable: nothing was sent, so another node may take it.
                 Err(err) if err.kind() == Code::Unavailable => last = Some(err),
                 other => return other,

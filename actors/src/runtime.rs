@@ -103,7 +103,11 @@ impl RuntimeHandle {
                 format!("no service named {name:?} is compiled into the node (known: {known})"),
             ));
         }
-        let version = if version.is_empty() { "latest" } else { version };
+        let version = if version.is_empty() {
+            "latest"
+        } else {
+            version
+        };
         self.inner
             .replicator
             .read_barrier()
@@ -320,7 +324,8 @@ impl RuntimeHandle {
             let is_running = lock(&self.inner.running).contains_key(&key);
             if is_running {
                 if desired.status != Status::Running {
-                    self.set_status(&key.0, desired, Status::Running, None).await;
+                    self.set_status(&key.0, desired, Status::Running, None)
+                        .await;
                 }
                 continue;
             }
@@ -333,7 +338,8 @@ impl RuntimeHandle {
         let Source::Builtin(builtin) = &desired.source;
         let Some(builtin) = self.inner.builtins.get(builtin).cloned() else {
             let why = format!("this node has no compiled-in service {builtin:?}");
-            self.set_status(&namespace, desired, Status::Error, Some(why)).await;
+            self.set_status(&namespace, desired, Status::Error, Some(why))
+                .await;
             return;
         };
         if desired.status == Status::Error {
@@ -351,7 +357,8 @@ impl RuntimeHandle {
                 let registration = self.registration(described);
                 self.hold(namespace.clone(), registration).await;
                 tracing::info!(service = %name, %namespace, "started in-node service");
-                self.set_status(&namespace, desired, Status::Running, None).await;
+                self.set_status(&namespace, desired, Status::Running, None)
+                    .await;
             }
             Err(err) => {
                 tracing::error!(%err, service = %name, "in-node service failed to start");
@@ -363,8 +370,11 @@ impl RuntimeHandle {
 
     async fn stop(&self, key: &Key) {
         let (namespace, name, _) = key;
-        lock(&self.inner.running).remove(key);
+        let service = lock(&self.inner.running).remove(key);
         self.inner.router.remove_local(namespace, name);
+        if let Some(service) = service {
+            service.stop().await;
+        }
         let node_id = self.node_name(name);
         self.release(namespace, &node_id).await;
         tracing::info!(service = %name, %namespace, "stopped in-node service");

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use micro_core::Namespace;
 use micro_proto::cluster::cluster_client::ClusterClient;
+use micro_proto::registry::registry_client::RegistryClient;
+use micro_proto::runtime::runtime_client::RuntimeClient;
 use micro_proto::store::store_client::StoreClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -76,6 +78,27 @@ impl Client {
     pub fn store(&self) -> StoreClient<Channel> {
         StoreClient::new(self.channel.clone())
             .max_decoding_message_size(micro_gateway::MESSAGE_LEN_MAX)
+    }
+
+    /// The registry service.
+    pub fn registry(&self) -> RegistryClient<Channel> {
+        RegistryClient::new(self.channel.clone())
+            .max_decoding_message_size(micro_gateway::MESSAGE_LEN_MAX)
+    }
+
+    /// The runtime service.
+    pub fn runtime(&self) -> RuntimeClient<Channel> {
+        RuntimeClient::new(self.channel.clone())
+    }
+
+    /// The connection itself (for raw calls to any service).
+    pub fn channel(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    /// The namespace commands act in.
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
     }
 
     /// The cluster service.

@@ -33,3 +33,20 @@ pub fn parse_secs(text: &str) -> Result<u64, String> {
         .checked_mul(scale)
         .ok_or_else(|| format!("duration {text:?} is too long"))
 }
+
+/// Parses a duration that may also be in milliseconds (`"500ms"`), else as [`parse_secs`].
+///
+/// ```
+/// use micro_cli::duration::parse;
+/// assert_eq!(parse("500ms").unwrap().as_millis(), 500);
+/// assert_eq!(parse("2s").unwrap().as_secs(), 2);
+/// ```
+pub fn parse(text: &str) -> Result<std::time::Duration, String> {
+    if let Some(ms) = text.trim().strip_suffix("ms") {
+        return ms
+            .parse()
+            .map(std::time::Duration::from_millis)
+            .map_err(|_| format!("invalid duration {text:?}"));
+    }
+    parse_secs(text).map(std::time::Duration::from_secs)
+}

@@ -10,10 +10,12 @@
 //! micro store|cluster ... ─> Client (gRPC to the proxy) ─> output / exit code
 //! ```
 
+pub mod builtins;
 pub mod client;
 pub mod commands;
 pub mod duration;
 pub mod exit;
 pub mod node;
 
+pub use builtins::builtins;
 pub use commands::{cli_main, node_main};

@@ -31,6 +31,7 @@ async fn start() -> (tempfile::TempDir, RunningNode, Client) {
         connector: Arc::new(micro_cluster::TcpConnector),
         seed: Some(7),
         tune_raft: None,
+        builtins: micro_cli::builtins(),
     };
     let node = start_node(&config, deps).await.expect("start the node");
     let namespace = Namespace::new("micro").expect("a valid namespace");

@@ -172,7 +172,10 @@ pub fn diff(before: &[Service], after: &[Service], timestamp: i64) -> Vec<WatchE
         let action = match old.get(k) {
             None => "create",
             Some(prev) => {
-                let added = service.nodes.iter().any(|n| !prev.nodes.iter().any(|p| p.id == n.id));
+                let added = service
+                    .nodes
+                    .iter()
+                    .any(|n| !prev.nodes.iter().any(|p| p.id == n.id));
                 if added {
                     "create"
                 } else if *prev != *service && service.nodes.len() >= prev.nodes.len() {

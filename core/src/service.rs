@@ -61,6 +61,11 @@ pub trait LocalService: Send + Sync + Debug + 'static {
     /// Calls an endpoint. Unknown endpoints and undecodable bodies come back as an `Err`
     /// item (`NotFound` / `BadRequest`), never a panic.
     fn call(&self, call: Call) -> Replies;
+
+    /// Stops its handlers (after which calls fail); the default has nothing to stop.
+    fn stop(&self) -> crate::replicator::BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Anything that answers calls: a local service, or the router that finds one.
@@ -90,7 +95,9 @@ pub trait RemoteCaller: Send + Sync + Debug + 'static {
 /// A service compiled into the node binary, started in-node by `micro run NAME`.
 pub trait Builtin: Send + Sync + Debug + 'static {
     /// Starts a fresh instance (its handler actors) and returns it.
-    fn start(&self) -> crate::replicator::BoxFuture<'static, Result<Arc<dyn LocalService>, MicroError>>;
+    fn start(
+        &self,
+    ) -> crate::replicator::BoxFuture<'static, Result<Arc<dyn LocalService>, MicroError>>;
 }
 
 /// The services compiled into a node, by name.

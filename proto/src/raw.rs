@@ -161,8 +161,15 @@ fn call_from(service: &str, endpoint: &str, headers: &http::HeaderMap, body: Vec
         .get(NAMESPACE_HEADER)
         .and_then(|ns| Namespace::new(ns.as_str()).ok())
         .unwrap_or_default();
+    // `x-content-type` first (it survives tonic clients, which fix `content-type`),
+    // then a JSON `content-type` sent by a gRPC+JSON client, else protobuf.
     let content_type = metadata
         .get(CONTENT_TYPE_HEADER)
+        .or_else(|| {
+            metadata
+                .get("content-type")
+                .filter(|ct| ct.ends_with("json"))
+        })
         .cloned()
         .unwrap_or_else(|| CONTENT_PROTO.to_owned());
     Call {

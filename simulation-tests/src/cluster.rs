@@ -112,6 +112,7 @@ impl<'a> SimCluster<'a> {
                     connector: Arc::new(SimConnector),
                     seed: Some(raft_seed),
                     tune_raft: Some(Box::new(move |raft| raft.bug = bug)),
+                    builtins: micro_cli::builtins(),
                 };
                 let node = start_node(&config, deps).await.map_err(|e| e.to_string())?;
                 registry

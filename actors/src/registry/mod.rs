@@ -70,7 +70,11 @@ impl RegistryHandle {
     ) -> Result<(), MicroError> {
         let invalid = |e: RegistryError| MicroError::from_error("registry", &e);
         check_name("service name", name, false).map_err(invalid)?;
-        let version = if version.is_empty() { "latest" } else { version };
+        let version = if version.is_empty() {
+            "latest"
+        } else {
+            version
+        };
         self.replicator
             .propose(Command::RegistryDeregister {
                 namespace,
@@ -111,7 +115,11 @@ impl RegistryHandle {
     }
 
     /// The services this node has applied, without a read barrier (for routing).
-    pub fn lookup_local(&self, namespace: &Namespace, name: &str) -> Result<Vec<Service>, MicroError> {
+    pub fn lookup_local(
+        &self,
+        namespace: &Namespace,
+        name: &str,
+    ) -> Result<Vec<Service>, MicroError> {
         self.replicator
             .reader()
             .registry_services(namespace, Some(name))

@@ -4,6 +4,7 @@ pub mod bench;
 mod cluster;
 mod output;
 mod server;
+mod services;
 mod store;
 
 use std::process::ExitCode;
@@ -47,6 +48,22 @@ pub enum Command {
     /// Inspect the Raft cluster
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// List the registered services, one name per line
+    Services(services::ServicesArgs),
+    /// Call a service endpoint with a JSON request and print the JSON reply
+    Call(services::CallArgs),
+    /// Call a streaming endpoint and print each reply as one JSON line
+    #[command(after_help = "Example:\n  micro stream helloworld Helloworld.Stream '{\"count\":3}'")]
+    Stream(services::CallArgs),
+    /// Run a service compiled into the node (in-node, supervised)
+    Run(services::RunArgs),
+    /// Stop a service started with `micro run`
+    Kill(services::KillArgs),
+    /// Show the services started with `micro run` and their status
+    Status(services::StatusArgs),
+    /// Any registered service: `micro SERVICE [ENDPOINT] --field=value`
+    #[command(external_subcommand)]
+    Dynamic(Vec<String>),
     /// Measure throughput and latency through the proxy
     #[command(
         subcommand,
@@ -131,5 +148,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Store(command) => store::run(&connect().await?, command).await,
         Command::Cluster(command) => cluster::run(&connect().await?, command).await,
         Command::Bench(command) => bench::run(command, connect).await,
+        Command::Services(args) => services::services(&connect().await?, args).await,
+        Command::Call(args) => services::call(&connect().await?, args, false).await,
+        Command::Stream(args) => services::call(&connect().await?, args, true).await,
+        Command::Run(args) => services::run(&connect().await?, args).await,
+        Command::Kill(args) => services::kill(&connect().await?, args).await,
+        Command::Status(args) => services::status(&connect().await?, args).await,
+        Command::Dynamic(args) => services::dynamic(&connect().await?, args).await,
     }
 }

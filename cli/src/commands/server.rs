@@ -24,6 +24,7 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), CliError> {
         connector: Arc::new(micro_cluster::TcpConnector),
         seed: None,
         tune_raft: None,
+        builtins: crate::builtins(),
     };
     let node = start_node(&config, deps).await?;
     // One line on stdout when the node serves, for people and for scripts that wait on it.

@@ -2,6 +2,7 @@
 //! `micro server` and the tests.
 
 mod config;
+pub mod core_services;
 mod listen;
 mod start;
 

@@ -42,6 +42,8 @@ pub struct NodeDeps<L: Listen = TcpListener> {
     /// Last changes to the Raft settings derived from the configuration (the simulation
     /// sets its timings and, in bug-injection builds, a planted bug); `None` in production.
     pub tune_raft: Option<TuneRaft>,
+    /// The services compiled into the node, which `micro run NAME` starts in-node.
+    pub builtins: micro_core::service::Builtins,
 }
 
 impl<L: Listen> std::fmt::Debug for NodeDeps<L> {
@@ -65,6 +67,7 @@ pub struct RunningNode {
     /// The peer address this node advertises.
     pub peer_addr: String,
     raft: RaftNode,
+    runtime: micro_actors::RuntimeHandle,
     supervisor: ActorRef<SupervisorMsg>,
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
@@ -121,6 +124,68 @@ pub async fn start_node<L: Listen>(
     deps: NodeDeps<L>,
 ) -> Result<RunningNode, CliError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| CliError::new(OTHER, format!("{what}: {e}"));
+    let (proxy_addr, api_addr, peer_addr) = addresses(config, &deps)?;
+    let raft_config = raft_config(config, &peer_addr, deps.seed, deps.tune_raft);
+    let connector = deps.connector.clone();
+    let raft = RaftNode::start(raft_config, deps.kv, deps.clock.clone(), deps.connector)
+        .await
+        .map_err(|e| fail("raft", &e))?;
+    let (stop, stopped) = watch::channel(false);
+    let mut servers = Vec::new();
+    let peer_incoming = incoming(deps.peer_listener);
+    servers.push(spawn_server(
+        "peer",
+        micro_cluster::serve_peer(peer_incoming, raft.clone(), wait_stop(stopped.clone())),
+    ));
+    raft.bootstrap().await.map_err(|e| fail("raft", &e))?;
+    let replicator: Arc<dyn micro_core::replicator::Replicator> = Arc::new(raft.clone());
+    let (supervisor, handles) = NodeSupervisor::start(replicator.clone())
+        .await
+        .map_err(|e| fail("actors", &e))?;
+    let (registry, router, runtime) = services(
+        &replicator,
+        connector,
+        advertised(proxy_addr, &peer_addr),
+        deps.builtins,
+        config.node_id,
+    );
+    let proxy_deps = ProxyDeps {
+        handles,
+        replicator,
+        clock: deps.clock,
+        registry,
+        runtime: runtime.clone(),
+        router,
+    };
+    let proxy_incoming = incoming(deps.proxy_listener);
+    servers.push(spawn_server(
+        "proxy",
+        micro_gateway::serve_proxy(proxy_incoming, proxy_deps, wait_stop(stopped.clone())),
+    ));
+    servers.push(spawn_server(
+        "api",
+        micro_gateway::serve_api(ApiListener(deps.api_listener), wait_stop(stopped)),
+    ));
+    servers.extend(runtime.spawn());
+    register_core_services(&runtime);
+    Ok(RunningNode {
+        proxy_addr,
+        api_addr,
+        peer_addr,
+        raft,
+        runtime,
+        supervisor,
+        stop,
+        servers,
+    })
+}
+
+/// The bound proxy and API addresses and the peer address to advertise.
+fn addresses<L: Listen>(
+    config: &NodeConfig,
+    deps: &NodeDeps<L>,
+) -> Result<(SocketAddr, SocketAddr, String), CliError> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| CliError::new(OTHER, format!("{what}: {e}"));
     let proxy_addr = deps
         .proxy_listener
         .local_addr()
@@ -139,54 +204,79 @@ pub async fn start_node<L: Listen>(
     } else {
         config.peer_addr.clone()
     };
-    let mut raft_config = RaftNodeConfig::single(config.node_id, peer_addr.clone());
-    raft_config.seed = deps.seed;
+    Ok((proxy_addr, api_addr, peer_addr))
+}
+
+/// The Raft settings of a node advertising `peer_addr`.
+fn raft_config(
+    config: &NodeConfig,
+    peer_addr: &str,
+    seed: Option<u64>,
+    tune: Option<TuneRaft>,
+) -> RaftNodeConfig {
+    let mut raft_config = RaftNodeConfig::single(config.node_id, peer_addr.to_owned());
+    raft_config.seed = seed;
     raft_config.peers.clone_from(&config.peers);
     raft_config.join.clone_from(&config.join);
     raft_config.standby = config.standby;
     raft_config.snapshot_logs_since_last = config.snapshot_every;
     raft_config.logs_kept_behind_snapshot = config.snapshot_every / 5;
-    if let Some(tune) = deps.tune_raft {
+    if let Some(tune) = tune {
         tune(&mut raft_config);
     }
-    let raft = RaftNode::start(raft_config, deps.kv, deps.clock.clone(), deps.connector)
-        .await
-        .map_err(|e| fail("raft", &e))?;
-    let (stop, stopped) = watch::channel(false);
-    let mut servers = Vec::new();
-    let peer_incoming = incoming(deps.peer_listener);
-    servers.push(spawn_server(
-        "peer",
-        micro_cluster::serve_peer(peer_incoming, raft.clone(), wait_stop(stopped.clone())),
-    ));
-    raft.bootstrap().await.map_err(|e| fail("raft", &e))?;
-    let replicator: Arc<dyn micro_core::replicator::Replicator> = Arc::new(raft.clone());
-    let (supervisor, handles) = NodeSupervisor::start(replicator.clone())
-        .await
-        .map_err(|e| fail("actors", &e))?;
-    let proxy_deps = ProxyDeps {
-        handles,
-        replicator,
-        clock: deps.clock,
-    };
-    let proxy_incoming = incoming(deps.proxy_listener);
-    servers.push(spawn_server(
-        "proxy",
-        micro_gateway::serve_proxy(proxy_incoming, proxy_deps, wait_stop(stopped.clone())),
-    ));
-    servers.push(spawn_server(
-        "api",
-        micro_gateway::serve_api(ApiListener(deps.api_listener), wait_stop(stopped)),
-    ));
-    Ok(RunningNode {
-        proxy_addr,
-        api_addr,
-        peer_addr,
-        raft,
-        supervisor,
-        stop,
-        servers,
-    })
+    raft_config
+}
+
+/// The registry, the router and the runtime of a node whose proxy others reach at
+/// `address`.
+fn services(
+    replicator: &Arc<dyn micro_core::replicator::Replicator>,
+    connector: Arc<dyn PeerConnector>,
+    address: String,
+    builtins: micro_core::service::Builtins,
+    node_id: u64,
+) -> (
+    micro_actors::RegistryHandle,
+    micro_actors::Router,
+    micro_actors::RuntimeHandle,
+) {
+    let registry = micro_actors::RegistryHandle::new(replicator.clone());
+    let dial: micro_gateway::Dial = Arc::new(move |addr: &str| connector.channel(addr));
+    let remote = Arc::new(micro_gateway::GrpcRemote::new(dial));
+    let router = micro_actors::Router::new(registry.clone(), remote, address);
+    let runtime = micro_actors::RuntimeHandle::new(
+        replicator.clone(),
+        registry.clone(),
+        router.clone(),
+        builtins,
+        node_id,
+    );
+    (registry, router, runtime)
+}
+
+/// Registers the core services this node serves, in namespace `micro`, renewed by the
+/// runtime for as long as the node runs.
+fn register_core_services(runtime: &micro_actors::RuntimeHandle) {
+    for service in crate::node::core_services::core_services() {
+        let registration = runtime.registration(service);
+        let runtime = runtime.clone();
+        // Registering needs a leader; the runtime renews until it succeeds.
+        tokio::spawn(async move {
+            runtime
+                .hold(micro_core::Namespace::default(), registration)
+                .await;
+        });
+    }
+}
+
+/// The address other nodes reach this node's proxy at: the bound one, unless it is a
+/// wildcard, then the peer address's host with the proxy's port.
+fn advertised(proxy: SocketAddr, peer_addr: &str) -> String {
+    if !proxy.ip().is_unspecified() {
+        return proxy.to_string();
+    }
+    let host = peer_addr.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
+    format!("{host}:{}", proxy.port())
 }
 
 /// Runs a server in its own task, logging how it ended if it failed.
@@ -222,7 +312,10 @@ impl RunningNode {
     }
 
     /// Stops serving, then stops the actors and Raft. Acknowledged writes stay durable.
+    /// The node's registrations are withdrawn first, so callers stop routing to it.
     pub async fn shutdown(self) {
+        let withdraw = self.runtime.release_all();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), withdraw).await;
         let _ = self.stop.send(true);
         for server in self.servers {
             let _ = server.await;

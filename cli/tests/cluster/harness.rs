@@ -122,6 +122,7 @@ impl TestCluster {
             connector: Arc::new(micro_cluster::TcpConnector),
             seed: Some(id),
             tune_raft: None,
+            builtins: micro_cli::builtins(),
         };
         member.node = Some(start_node(&member.config, deps).await.unwrap());
     }

@@ -83,6 +83,28 @@ fn payload_len(command: &Command) -> usize {
             record.key.len() + record.value.len() + metadata
         }
         Command::StoreDelete { key, .. } => key.len(),
+        Command::RegistryRegister { registration, .. } => {
+            // The metadata (descriptor set included) dominates; endpoints are small.
+            let service = &registration.service;
+            let metadata: usize = service
+                .metadata
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum();
+            metadata + service.endpoints.len() * 64 + registration.node.address.len()
+        }
+        Command::RegistryDeregister { name, node_ids, .. } => {
+            name.len() + node_ids.iter().map(String::len).sum::<usize>()
+        }
+        Command::RuntimeUpsert { service, .. } => {
+            service.name.len()
+                + service
+                    .metadata
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>()
+        }
+        Command::RuntimeDelete { name, .. } => name.len(),
     }
 }
 

@@ -357,7 +357,10 @@ mod tests {
         // Renewal moves the expiry: at 10.5 s n1 is still alive.
         run(&kv, 5_000, registration("n1", Some(10)));
         run(&kv, 11_500, Command::Tick);
-        assert_eq!(reader.registry_services(&ns, None).unwrap()[0].nodes.len(), 2);
+        assert_eq!(
+            reader.registry_services(&ns, None).unwrap()[0].nodes.len(),
+            2
+        );
         // Past the renewed expiry it is gone, and the tick purged it.
         run(&kv, 15_001, Command::Tick);
         let found = reader.registry_services(&ns, None).unwrap();

@@ -60,7 +60,11 @@ impl RemoteCaller for GrpcRemote {
         let address = address.to_owned();
         Box::pin(async move {
             let channel = channel.map_err(|why| {
-                MicroError::new(&call.service, Code::Unavailable, format!("{address}: {why}"))
+                MicroError::new(
+                    &call.service,
+                    Code::Unavailable,
+                    format!("{address}: {why}"),
+                )
             })?;
             micro_proto::raw::call(channel, call, timeout).await
         })

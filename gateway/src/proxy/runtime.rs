@@ -42,7 +42,9 @@ fn service_of(resource: Option<pb::Resource>) -> Result<pb::Service, Status> {
     resource
         .and_then(|r| r.service)
         .filter(|s| !s.name.is_empty())
-        .ok_or_else(|| Status::invalid_argument("the request names no service (resource.service.name)"))
+        .ok_or_else(|| {
+            Status::invalid_argument("the request names no service (resource.service.name)")
+        })
 }
 
 type LogStream = Pin<Box<dyn Stream<Item = Result<pb::LogRecord, Status>> + Send>>;
@@ -53,7 +55,11 @@ impl Runtime for RuntimeService {
         &self,
         request: Request<pb::CreateRequest>,
     ) -> Result<Response<pb::CreateResponse>, Status> {
-        let option = request.get_ref().options.as_ref().map(|o| o.namespace.clone());
+        let option = request
+            .get_ref()
+            .options
+            .as_ref()
+            .map(|o| o.namespace.clone());
         let namespace = namespace_from(&request, option.as_deref())?;
         let service = service_of(request.into_inner().resource)?;
         let source = if service.source.is_empty() {
@@ -117,7 +123,11 @@ impl Runtime for RuntimeService {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        let option = request.get_ref().options.as_ref().map(|o| o.namespace.clone());
+        let option = request
+            .get_ref()
+            .options
+            .as_ref()
+            .map(|o| o.namespace.clone());
         let namespace = namespace_from(&request, option.as_deref())?;
         let service = service_of(request.into_inner().resource)?;
         self.runtime

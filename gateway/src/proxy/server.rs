@@ -67,7 +67,8 @@ where
     .add_service(RuntimeServer::new(RuntimeService::new(deps.runtime)));
     // Every path no core service claims goes through the router as raw bytes.
     let router = micro_proto::raw::router(Arc::new(deps.router));
-    let routes = tonic::service::Routes::from(routes.prepare().into_axum_router().merge(router));
+    let routes =
+        tonic::service::Routes::from(routes.prepare().into_axum_router().fallback_service(router));
     tonic::transport::Server::builder()
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)

@@ -1,0 +1,669 @@
+//! Calling services: `micro services`, `micro call`, `micro stream`, the dynamic
+//! `micro SERVICE [ENDPOINT] --field=value` commands, and the in-node runtime commands
+//! `micro run`, `micro kill`, `micro status`.
+//!
+//! ```text
+//! micro call helloworld Helloworld.Call '{"name":"John"}'
+//!   ─> registry.GetService(helloworld): endpoints + descriptor set (metadata)
+//!   ─> JSON ─prost-reflect─> protobuf ─/helloworld.Helloworld/Call (raw)─> proxy ─> router
+//!   <─ protobuf replies ─prost-reflect─> JSON on stdout
+//! ```
+//! A service registered without a descriptor set gets the JSON as it is
+//! (`application/grpc+json`) and its replies are printed as they come.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use clap::Args;
+use futures::StreamExt;
+use micro_core::registry::{DESCRIPTOR_METADATA, PROTO_SERVICE_METADATA, Service};
+use micro_core::service::{CONTENT_JSON, CONTENT_PROTO, Call};
+use micro_core::{Code, MicroError, Namespace};
+use micro_proto::registry as reg;
+use micro_proto::runtime as rt;
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, MethodDescriptor};
+
+use crate::client::Client;
+use crate::commands::output::{Output, print_table};
+use crate::exit::{CliError, UNKNOWN_METHOD, UNREACHABLE};
+
+/// How long a call may take unless `--timeout` says otherwise.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Flags of `micro call` and `micro stream`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  micro call helloworld Helloworld.Call '{\"name\":\"John\"}'")]
+pub struct CallArgs {
+    /// Service name (as `micro services` lists it)
+    pub service: String,
+    /// Endpoint, as Handler.Method
+    pub endpoint: String,
+    /// Request as JSON (default `{}`)
+    pub request: Option<String>,
+    /// Request metadata, KEY=VALUE (repeatable)
+    #[arg(long, short = 'm', value_name = "KEY=VALUE")]
+    pub metadata: Vec<String>,
+    /// How long to wait for the reply (e.g. 5s, 500ms)
+    #[arg(long, value_parser = crate::duration::parse, default_value = "5s")]
+    pub timeout: Duration,
+}
+
+/// Flags of `micro services`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  micro services --output json")]
+pub struct ServicesArgs {
+    /// Output format (default: one name per line)
+    #[arg(long, short = 'o')]
+    pub output: Option<Output>,
+}
+
+/// Flags of `micro run`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  micro run helloworld")]
+pub struct RunArgs {
+    /// A service compiled into the node (e.g. helloworld)
+    pub service: String,
+    /// Version to run it as
+    #[arg(long, default_value = "latest")]
+    pub version: String,
+}
+
+/// Flags of `micro kill`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  micro kill helloworld")]
+pub struct KillArgs {
+    /// Service name, optionally NAME@VERSION
+    pub service: String,
+}
+
+/// Flags of `micro status`.
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  micro status helloworld")]
+pub struct StatusArgs {
+    /// Only this service
+    pub service: Option<String>,
+    /// Output format
+    #[arg(long, short = 'o', default_value = "table")]
+    pub output: Output,
+}
+
+/// `micro services`.
+pub(crate) async fn services(client: &Client, args: ServicesArgs) -> Result<(), CliError> {
+    let request = client.request(reg::ListRequest { options: None });
+    let reply = client
+        .registry()
+        .list_services(request)
+        .await
+        .map_err(|s| client.error(&s))?;
+    let mut names: Vec<String> = reply
+        .into_inner()
+        .services
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    names.sort();
+    names.dedup();
+    match args.output {
+        Some(Output::Json) => println!("{}", serde_json::json!(names)),
+        Some(Output::Table) => print_table(&["NAME"], names.into_iter().map(|n| vec![n]).collect()),
+        None => names.iter().for_each(|n| println!("{n}")),
+    }
+    Ok(())
+}
+
+/// `micro call` (`stream: false`) and `micro stream`.
+pub(crate) async fn call(client: &Client, args: CallArgs, stream: bool) -> Result<(), CliError> {
+    let json = args.request.as_deref().unwrap_or("{}");
+    let body: serde_json::Value = serde_json::from_str(json)
+        .map_err(|e| CliError::usage(format!("the request is not valid JSON: {e}")))?;
+    let mut metadata = BTreeMap::new();
+    for pair in &args.metadata {
+        let (k, v) = pair
+            .split_once('=')
+            .ok_or_else(|| CliError::usage(format!("--metadata {pair:?} must be KEY=VALUE")))?;
+        metadata.insert(k.to_ascii_lowercase(), v.to_owned());
+    }
+    let target = Target::resolve(client, &args.service).await?;
+    target
+        .invoke(
+            client,
+            &args.endpoint,
+            &body,
+            metadata,
+            args.timeout,
+            stream,
+        )
+        .await
+}
+
+/// A service as the CLI calls it: its namespace and, when registered, its descriptors.
+struct Target {
+    name: String,
+    namespace: Namespace,
+    service: Service,
+    pool: Option<DescriptorPool>,
+}
+
+impl Target {
+    /// Looks the service up in the client's namespace, then in `micro` (where the core
+    /// services live).
+    async fn resolve(client: &Client, name: &str) -> Result<Self, CliError> {
+        let mut namespaces = vec![client.namespace().clone()];
+        if client.namespace().as_str() != micro_core::namespace::DEFAULT_NAMESPACE {
+            namespaces.push(Namespace::default());
+        }
+        for namespace in namespaces {
+            let request = client.request(reg::GetRequest {
+                service: name.to_owned(),
+                options: Some(reg::Options {
+                    ttl: 0,
+                    domain: namespace.as_str().to_owned(),
+                }),
+            });
+            match client.registry().get_service(request).await {
+                Ok(reply) => {
+                    let Some(service) = reply.into_inner().services.into_iter().next() else {
+                        continue;
+                    };
+                    let service = micro_proto::service_from_wire(service);
+                    let pool = service
+                        .metadata
+                        .get(DESCRIPTOR_METADATA)
+                        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+                        .and_then(|bytes| DescriptorPool::decode(bytes.as_slice()).ok());
+                    return Ok(Self {
+                        name: name.to_owned(),
+                        namespace,
+                        service,
+                        pool,
+                    });
+                }
+                Err(status) if status.code() == tonic::Code::NotFound => {}
+                Err(status) => return Err(client.error(&status)),
+            }
+        }
+        Err(CliError::new(
+            UNREACHABLE,
+            format!("service {name} not found (see `micro services`)"),
+        ))
+    }
+
+    fn endpoint_names(&self) -> Vec<String> {
+        self.service
+            .endpoints
+            .iter()
+            .map(|e| e.name.clone())
+            .collect()
+    }
+
+    fn unknown_endpoint(&self, endpoint: &str) -> CliError {
+        CliError::new(
+            UNKNOWN_METHOD,
+            format!(
+                "service {} has no endpoint {endpoint} (endpoints: {})",
+                self.name,
+                self.endpoint_names().join(", ")
+            ),
+        )
+    }
+
+    /// The method behind `endpoint` (`Handler.Method`), when descriptors are known.
+    fn method(&self, endpoint: &str) -> Result<Option<MethodDescriptor>, CliError> {
+        let Some(pool) = &self.pool else {
+            return Ok(None);
+        };
+        let (handler, method) = endpoint
+            .split_once('.')
+            .ok_or_else(|| self.unknown_endpoint(endpoint))?;
+        let proto_service = self
+            .service
+            .metadata
+            .get(PROTO_SERVICE_METADATA)
+            .filter(|s| s.ends_with(&format!(".{handler}")) || s.as_str() == handler)
+            .cloned()
+            .unwrap_or_else(|| format!("{}.{handler}", self.name));
+        let found = pool
+            .get_service_by_name(&proto_service)
+            .or_else(|| pool.services().find(|s| s.name() == handler))
+            .and_then(|s| s.methods().find(|m| m.name() == method));
+        found
+            .map(Some)
+            .ok_or_else(|| self.unknown_endpoint(endpoint))
+    }
+
+    async fn invoke(
+        &self,
+        client: &Client,
+        endpoint: &str,
+        body: &serde_json::Value,
+        metadata: BTreeMap<String, String>,
+        timeout: Duration,
+        stream: bool,
+    ) -> Result<(), CliError> {
+        let method = self.method(endpoint)?;
+        let (content_type, bytes) = match &method {
+            Some(method) => {
+                let message =
+                    DynamicMessage::deserialize(method.input(), body.clone()).map_err(|e| {
+                        CliError::usage(format!(
+                            "the request is not a valid {}: {e}",
+                            method.input().full_name()
+                        ))
+                    })?;
+                (CONTENT_PROTO, message.encode_to_vec())
+            }
+            None => (CONTENT_JSON, body.to_string().into_bytes()),
+        };
+        let call = Call {
+            namespace: self.namespace.clone(),
+            service: self.name.clone(),
+            endpoint: endpoint.to_owned(),
+            content_type: content_type.to_owned(),
+            metadata,
+            body: bytes,
+        };
+        let micro = |e: &MicroError| {
+            if e.kind() == Code::NotFound && e.detail.contains("not found") {
+                CliError::new(UNREACHABLE, e.detail.clone())
+            } else {
+                CliError::from_micro(e)
+            }
+        };
+        let mut replies = micro_proto::raw::call(client.channel(), call, timeout)
+            .await
+            .map_err(|e| micro(&e))?;
+        while let Some(reply) = replies.next().await {
+            let reply = reply.map_err(|e| micro(&e))?;
+            let text = match &method {
+                Some(method) => render(&method.output(), &reply, !stream)?,
+                None => String::from_utf8_lossy(&reply).into_owned(),
+            };
+            println!("{text}");
+        }
+        Ok(())
+    }
+}
+
+/// A protobuf reply as JSON (pretty for `call`, one line for `stream`).
+fn render(message: &MessageDescriptor, bytes: &[u8], pretty: bool) -> Result<String, CliError> {
+    let decoded = DynamicMessage::decode(message.clone(), bytes).map_err(|e| {
+        CliError::new(
+            crate::exit::OTHER,
+            format!("the reply is not a valid {}: {e}", message.full_name()),
+        )
+    })?;
+    let options = prost_reflect::SerializeOptions::new()
+        .use_proto_field_name(true)
+        .stringify_64_bit_integers(false);
+    let mut out = Vec::new();
+    let result = if pretty {
+        let mut ser = serde_json::Serializer::pretty(&mut out);
+        decoded.serialize_with_options(&mut ser, &options)
+    } else {
+        let mut ser = serde_json::Serializer::new(&mut out);
+        decoded.serialize_with_options(&mut ser, &options)
+    };
+    result
+        .map_err(|e| CliError::new(crate::exit::OTHER, format!("cannot print the reply: {e}")))?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn title(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
+}
+
+fn lower_camel(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_lowercase().chain(chars).collect()
+    })
+}
+
+/// A dynamic command: `micro SERVICE [HANDLER] [METHOD] [--field=value ...]`.
+pub(crate) async fn dynamic(client: &Client, args: Vec<String>) -> Result<(), CliError> {
+    let Some((service, rest)) = args.split_first() else {
+        return Err(CliError::usage("no command given (see micro --help)"));
+    };
+    let (words, flags, help) = parse_dynamic(rest);
+    let target = match Target::resolve(client, service).await {
+        Ok(target) => target,
+        Err(err) if err.code == UNREACHABLE => {
+            return Err(CliError::usage(format!(
+                "unknown command or service {service:?} (see micro --help and micro services)"
+            )));
+        }
+        Err(err) => return Err(err),
+    };
+    let endpoint = match words.as_slice() {
+        [] => format!("{}.Call", title(service)),
+        [method] => format!("{}.{}", title(service), title(method)),
+        [.., handler, method] => format!("{}.{}", title(handler), title(method)),
+    };
+    if help {
+        print_help(
+            &target,
+            words
+                .is_empty()
+                .then_some(())
+                .map_or(Some(&endpoint), |()| None),
+        );
+        return Ok(());
+    }
+    let method = target.method(&endpoint)?;
+    let body = match &method {
+        Some(method) => request_from_flags(&method.input(), &flags)?,
+        None => {
+            let mut object = serde_json::Map::new();
+            for (k, v) in flags {
+                object.insert(k, serde_json::Value::String(v));
+            }
+            serde_json::Value::Object(object)
+        }
+    };
+    let streams = method
+        .as_ref()
+        .is_some_and(MethodDescriptor::is_server_streaming);
+    target
+        .invoke(
+            client,
+            &endpoint,
+            &body,
+            BTreeMap::new(),
+            CALL_TIMEOUT,
+            streams,
+        )
+        .await
+}
+
+/// Splits a dynamic command's arguments into words, `--flag[=| ]value` pairs and
+/// whether help was asked for.
+fn parse_dynamic(rest: &[String]) -> (Vec<String>, Vec<(String, String)>, bool) {
+    let mut words = Vec::new();
+    let mut flags: Vec<(String, String)> = Vec::new();
+    let mut help = false;
+    let mut iter = rest.iter().peekable();
+    while let Some(arg) = iter.next() {
+        if arg == "--help" || arg == "-h" {
+            help = true;
+        } else if let Some(flag) = arg.strip_prefix("--") {
+            match flag.split_once('=') {
+                Some((k, v)) => flags.push((k.to_owned(), v.to_owned())),
+                None => {
+                    let value = match iter.peek() {
+                        Some(next) if !next.starts_with("--") => {
+                            iter.next().cloned().unwrap_or_default()
+                        }
+                        _ => "true".to_owned(),
+                    };
+                    flags.push((flag.to_owned(), value));
+                }
+            }
+        } else {
+            words.push(arg.clone());
+        }
+    }
+    (words, flags, help)
+}
+
+fn print_help(target: &Target, endpoint: Option<&String>) {
+    if let Some(endpoint) = endpoint
+        && let Ok(Some(method)) = target.method(endpoint)
+    {
+        println!(
+            "Usage: micro {} {} [flags]\n",
+            target.name,
+            lower_camel(method.name())
+        );
+        println!("Flags:");
+        for field in method.input().fields() {
+            println!("  --{} ({})", field.name(), kind_name(&field));
+        }
+        return;
+    }
+    println!(
+        "Usage: micro {} [endpoint] [--field=value ...]\n",
+        target.name
+    );
+    println!("Endpoints:");
+    for name in target.endpoint_names() {
+        let method = name.split_once('.').map_or(name.as_str(), |(_, m)| m);
+        println!("  {}", lower_camel(method));
+    }
+}
+
+fn kind_name(field: &prost_reflect::FieldDescriptor) -> String {
+    let base = match field.kind() {
+        Kind::Message(m) => m.name().to_owned(),
+        Kind::Enum(e) => e.name().to_owned(),
+        other => format!("{other:?}").to_ascii_lowercase(),
+    };
+    if field.is_list() {
+        format!("[]{base}")
+    } else {
+        base
+    }
+}
+
+/// Builds the JSON request of a dynamic command from its flags, coercing each value to
+/// its field's type; `--a_b=x` sets field `b` of message field `a`.
+fn request_from_flags(
+    message: &MessageDescriptor,
+    flags: &[(String, String)],
+) -> Result<serde_json::Value, CliError> {
+    let mut root = serde_json::Map::new();
+    for (name, value) in flags {
+        let (path, field) = find_field(message, name).ok_or_else(|| {
+            let known: Vec<String> = message
+                .fields()
+                .map(|f| format!("--{}", f.name()))
+                .collect();
+            CliError::usage(format!(
+                "unknown flag --{name} for {} (flags: {})",
+                message.full_name(),
+                known.join(", ")
+            ))
+        })?;
+        let coerced = coerce(&field, value).ok_or_else(|| {
+            CliError::usage(format!(
+                "--{name}: {value:?} is not a {}",
+                kind_name(&field)
+            ))
+        })?;
+        let mut object = &mut root;
+        for part in &path[..path.len() - 1] {
+            let entry = object
+                .entry(part.clone())
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            let serde_json::Value::Object(inner) = entry else {
+                return Err(CliError::usage(format!(
+                    "--{name} conflicts with another flag"
+                )));
+            };
+            object = inner;
+        }
+        let last = path[path.len() - 1].clone();
+        match (object.get_mut(&last), coerced) {
+            (Some(serde_json::Value::Array(items)), serde_json::Value::Array(more)) => {
+                items.extend(more)
+            }
+            (_, coerced) => {
+                object.insert(last, coerced);
+            }
+        }
+    }
+    Ok(serde_json::Value::Object(root))
+}
+
+/// The field a flag names: the whole name first, else split at `_` into nested fields.
+fn find_field(
+    message: &MessageDescriptor,
+    name: &str,
+) -> Option<(Vec<String>, prost_reflect::FieldDescriptor)> {
+    if let Some(field) = message.get_field_by_name(name) {
+        return Some((vec![name.to_owned()], field));
+    }
+    let (head, tail) = name.split_once('_')?;
+    let field = message.get_field_by_name(head)?;
+    let Kind::Message(inner) = field.kind() else {
+        return None;
+    };
+    let (mut path, leaf) = find_field(&inner, tail)?;
+    path.insert(0, head.to_owned());
+    Some((path, leaf))
+}
+
+fn coerce(field: &prost_reflect::FieldDescriptor, value: &str) -> Option<serde_json::Value> {
+    let one = |v: &str| -> Option<serde_json::Value> {
+        Some(match field.kind() {
+            Kind::Bool => serde_json::Value::Bool(v.parse().ok()?),
+            Kind::Int32
+            | Kind::Sint32
+            | Kind::Sfixed32
+            | Kind::Int64
+            | Kind::Sint64
+            | Kind::Sfixed64 => {
+                serde_json::json!(v.parse::<i64>().ok()?)
+            }
+            Kind::Uint32 | Kind::Fixed32 | Kind::Uint64 | Kind::Fixed64 => {
+                serde_json::json!(v.parse::<u64>().ok()?)
+            }
+            Kind::Float | Kind::Double => serde_json::json!(v.parse::<f64>().ok()?),
+            Kind::Message(_) => serde_json::from_str(v).ok()?,
+            _ => serde_json::Value::String(v.to_owned()),
+        })
+    };
+    if field.is_list() {
+        value
+            .split(',')
+            .map(one)
+            .collect::<Option<Vec<_>>>()
+            .map(serde_json::Value::Array)
+    } else {
+        one(value)
+    }
+}
+
+/// `micro run NAME`.
+pub(crate) async fn run(client: &Client, args: RunArgs) -> Result<(), CliError> {
+    let source = &args.service;
+    if source.contains('/') || source.starts_with('.') || std::path::Path::new(source).is_dir() {
+        return Err(CliError::usage(format!(
+            "{source:?} is a source path: building services from source is not supported yet; \
+             run a compiled-in service by name (e.g. micro run helloworld)"
+        )));
+    }
+    let request = client.request(rt::CreateRequest {
+        resource: Some(rt::Resource {
+            service: Some(rt::Service {
+                name: source.clone(),
+                version: args.version,
+                source: source.clone(),
+                ..rt::Service::default()
+            }),
+            ..rt::Resource::default()
+        }),
+        options: Some(rt::CreateOptions {
+            namespace: client.namespace().as_str().to_owned(),
+            ..rt::CreateOptions::default()
+        }),
+    });
+    client
+        .runtime()
+        .create(request)
+        .await
+        .map_err(|s| client.error(&s))?;
+    Ok(())
+}
+
+/// `micro kill NAME[@VERSION]`.
+pub(crate) async fn kill(client: &Client, args: KillArgs) -> Result<(), CliError> {
+    let (name, version) = args
+        .service
+        .split_once('@')
+        .unwrap_or((args.service.as_str(), ""));
+    let request = client.request(rt::DeleteRequest {
+        resource: Some(rt::Resource {
+            service: Some(rt::Service {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                ..rt::Service::default()
+            }),
+            ..rt::Resource::default()
+        }),
+        options: Some(rt::DeleteOptions {
+            namespace: client.namespace().as_str().to_owned(),
+        }),
+    });
+    client
+        .runtime()
+        .delete(request)
+        .await
+        .map_err(|s| client.error(&s))?;
+    Ok(())
+}
+
+/// `micro status [NAME]`.
+pub(crate) async fn status(client: &Client, args: StatusArgs) -> Result<(), CliError> {
+    let request = client.request(rt::ReadRequest {
+        options: Some(rt::ReadOptions {
+            service: args.service.unwrap_or_default(),
+            namespace: client.namespace().as_str().to_owned(),
+            ..rt::ReadOptions::default()
+        }),
+    });
+    let reply = client
+        .runtime()
+        .read(request)
+        .await
+        .map_err(|s| client.error(&s))?;
+    let services = reply.into_inner().services;
+    let status_name = |n: i32| micro_core::runtime::Status::from_number(n).name();
+    match args.output {
+        Output::Json => {
+            let items: Vec<serde_json::Value> = services
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "name": s.name, "version": s.version, "source": s.source,
+                        "status": status_name(s.status),
+                        "metadata": s.metadata.iter().collect::<BTreeMap<_, _>>(),
+                    })
+                })
+                .collect();
+            println!("{}", serde_json::Value::Array(items));
+        }
+        Output::Table => {
+            let rows = services
+                .into_iter()
+                .map(|s| {
+                    let metadata: BTreeMap<_, _> = s.metadata.into_iter().collect();
+                    let meta = metadata
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "node" && k.as_str() != "source")
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    let node = metadata.get("node").cloned().unwrap_or_default();
+                    vec![
+                        s.name,
+                        s.version,
+                        s.source,
+                        status_name(s.status).to_owned(),
+                        node,
+                        meta,
+                    ]
+                })
+                .collect();
+            print_table(
+                &["NAME", "VERSION", "SOURCE", "STATUS", "NODE", "METADATA"],
+                rows,
+            );
+        }
+    }
+    Ok(())
+}
