@@ -18,6 +18,9 @@ use crate::exit::{CliError, OTHER};
 use crate::node::listen::{ApiListener, Listen, incoming};
 use crate::node::{NodeConfig, StorageKind};
 
+/// How long a graceful shutdown waits for open calls and streams before cutting them.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A last change to a node's Raft settings (see [`NodeDeps::tune_raft`]).
 pub type TuneRaft = Box<dyn FnOnce(&mut RaftNodeConfig) + Send>;
 
@@ -71,6 +74,8 @@ pub struct RunningNode {
     supervisor: ActorRef<SupervisorMsg>,
     stop: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
+    /// The runtime's reconcile and renewal loops (they never end by themselves).
+    loops: Vec<JoinHandle<()>>,
 }
 
 /// Binds a listener, with a usage error naming the flag when the address is bad or busy.
@@ -166,7 +171,7 @@ pub async fn start_node<L: Listen>(
         "api",
         micro_gateway::serve_api(ApiListener(deps.api_listener), wait_stop(stopped)),
     ));
-    servers.extend(runtime.spawn());
+    let loops = runtime.spawn();
     register_core_services(&runtime);
     Ok(RunningNode {
         proxy_addr,
@@ -177,6 +182,7 @@ pub async fn start_node<L: Listen>(
         supervisor,
         stop,
         servers,
+        loops,
     })
 }
 
@@ -304,8 +310,8 @@ impl RunningNode {
 
     /// Stops the node at once, as a crash would (no graceful drain of connections).
     pub async fn kill(self) {
-        for server in &self.servers {
-            server.abort();
+        for task in self.loops.iter().chain(&self.servers) {
+            task.abort();
         }
         self.supervisor.stop(None);
         self.raft.shutdown().await;
@@ -314,11 +320,19 @@ impl RunningNode {
     /// Stops serving, then stops the actors and Raft. Acknowledged writes stay durable.
     /// The node's registrations are withdrawn first, so callers stop routing to it.
     pub async fn shutdown(self) {
+        for task in &self.loops {
+            task.abort();
+        }
         let withdraw = self.runtime.release_all();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), withdraw).await;
         let _ = self.stop.send(true);
-        for server in self.servers {
-            let _ = server.await;
+        // Open streams (a registry Watch, say) would hold a graceful stop forever: they
+        // get a grace period, then are cut.
+        let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        for mut server in self.servers {
+            if tokio::time::timeout_at(grace, &mut server).await.is_err() {
+                server.abort();
+            }
         }
         self.supervisor.stop(None);
         self.raft.shutdown().await;

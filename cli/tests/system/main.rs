@@ -11,3 +11,4 @@ mod t10_store_cli;
 mod t20_durability;
 mod t30_grpc_contract;
 mod t40_cluster;
+mod t50_services;

@@ -8,7 +8,7 @@ use crate::t30_grpc_contract::{connect, v3};
 
 /// Free ports for three peers. A killed node restarts on its port, so the ports come
 /// from below Linux's ephemeral range, where no outgoing connection can take them.
-fn peer_list() -> String {
+pub(crate) fn peer_list() -> String {
     let mut port = 20_000 + u16::try_from(std::process::id() % 1000).unwrap() * 12;
     let mut entries = Vec::new();
     while entries.len() < 3 {
@@ -25,7 +25,7 @@ fn status(node: &Node) -> serde_json::Value {
 }
 
 /// Waits until `node` reports a leader among three voters; returns the leader's id.
-fn wait_leader(node: &Node) -> u64 {
+pub(crate) fn wait_leader(node: &Node) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = status(node);

@@ -1,0 +1,14 @@
+//! Calling services and the platform through a node's proxy.
+//!
+//! ```text
+//! Client ──raw gRPC /helloworld.Helloworld/Call (x-content-type, micro-namespace)──> node proxy
+//!        ──/store.Store/*, /registry.Registry/*──────────────────────────────────> node proxy
+//! ```
+
+mod registry;
+mod service_client;
+mod store;
+
+pub use registry::RegistryClient;
+pub use service_client::{Client, DEFAULT_TIMEOUT};
+pub use store::{LIST_KEYS_MAX, StoreClient};

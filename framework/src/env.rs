@@ -1,0 +1,17 @@
+//! The environment variables a service reads when it starts; they override what the
+//! code set, as Micro v3's runtime injected them.
+
+/// Registry name of the service.
+pub const SERVICE_NAME: &str = "MICRO_SERVICE_NAME";
+/// Version of the service.
+pub const SERVICE_VERSION: &str = "MICRO_SERVICE_VERSION";
+/// Namespace the service registers in (and calls as).
+pub const NAMESPACE: &str = "MICRO_NAMESPACE";
+/// Registration TTL in seconds (ours, so tests can shorten it).
+pub const REGISTER_TTL: &str = "MICRO_REGISTER_TTL";
+/// Re-registration interval in seconds (ours).
+pub const REGISTER_INTERVAL: &str = "MICRO_REGISTER_INTERVAL";
+/// `host:port` of a node's gRPC proxy; required by [`crate::Service::run`].
+pub const PROXY: &str = "MICRO_PROXY";
+/// `host:port` a process service listens on (default `127.0.0.1:0`).
+pub const SERVICE_ADDRESS: &str = "MICRO_SERVICE_ADDRESS";
