@@ -96,6 +96,11 @@ impl Client {
         self.channel.clone()
     }
 
+    /// The proxy address (`host:port`) this client talks to.
+    pub fn proxy(&self) -> &str {
+        &self.proxy
+    }
+
     /// The namespace commands act in.
     pub fn namespace(&self) -> &Namespace {
         &self.namespace

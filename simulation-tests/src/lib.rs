@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! seed ─> Plan (nodes, faults, workload, bug)
-//!      ─> turmoil Sim: hosts n1..nN (start_node) + clients c1..cK (+ admin)
+//!      ─> turmoil Sim: hosts n1..nN (start_node) + clients c1..cK (+ admin, registrar)
 //!      ─> driver loop: step 1 ms, apply due faults, sample every node's Raft view
 //!      ─> phases: warm-up │ faults │ healed (clients go on) │ final reads │ converge
 //!      ─> checkers (one per file in `checkers/`) over the history and the samples
@@ -44,6 +44,7 @@ pub mod faults;
 pub mod history;
 pub mod net;
 pub mod plan;
+pub mod registrar;
 pub mod run;
 pub mod trace;
 pub mod workload;

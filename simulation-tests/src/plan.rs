@@ -68,6 +68,8 @@ pub struct Plan {
     pub client_seeds: Vec<u64>,
     /// The seed of the membership changes.
     pub admin_seed: u64,
+    /// The seed of the registry workload.
+    pub registrar_seed: u64,
     /// The faults, in time order.
     pub faults: Vec<(u64, Fault)>,
     /// A planted bug, if any.
@@ -85,6 +87,7 @@ impl Plan {
         let client_seeds = (0..clients).map(|_| dice.seed()).collect();
         let admin_seed = dice.seed();
         let faults = faults::schedule(&mut dice, founders + standbys);
+        let registrar_seed = dice.seed();
         Self {
             seed,
             founders,
@@ -93,6 +96,7 @@ impl Plan {
             net_seed,
             client_seeds,
             admin_seed,
+            registrar_seed,
             faults,
             bug,
         }

@@ -162,6 +162,11 @@ pub fn run_seed(seed: u64, options: RunOptions) -> Report {
     cluster
         .sim
         .client("admin", admin(plan.clone(), trace.clone()));
+    let registry_log = crate::registrar::RegistryLog::default();
+    cluster.sim.client(
+        "registrar",
+        crate::registrar::registrar(plan.clone(), registry_log.clone(), trace.clone()),
+    );
     let mut driver = Driver::default();
     let mut violations = Vec::new();
     if let Err(failure) = driver.run_phases(&plan, &mut cluster) {
@@ -177,6 +182,7 @@ pub fn run_seed(seed: u64, options: RunOptions) -> Report {
         leaders_by_term: driver.leaders_by_term,
         final_states,
         clients: plan.clients,
+        registry: registry_log.ops(),
     };
     violations.extend(check_all(&observations));
     let unknown = observations.ops.iter().filter(|op| !op.is_ok()).count();

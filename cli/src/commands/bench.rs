@@ -55,6 +55,11 @@ pub enum BenchCommand {
         after_help = "Example:\n  micro bench etcd --endpoint 127.0.0.1:2379 --concurrency 1,16,64\n\nKeys are left in etcd under bench/<run-id>-c<C>/. --proxy is not used."
     )]
     Etcd(EtcdArgs),
+    /// Calls of helloworld's Helloworld.Call through the proxy, beside a bare tonic server
+    #[command(
+        after_help = "Example:\n  micro run helloworld\n  micro bench call --concurrency 1,16,64 --forwarded 127.0.0.1:28081"
+    )]
+    Call(crate::commands::bench_call::CallBenchArgs),
 }
 
 /// The flags of `micro bench store`, shared by `micro bench etcd`.
@@ -176,25 +181,34 @@ pub struct PhaseStats {
 impl PhaseStats {
     /// Successful requests per second.
     pub fn ops_per_sec(&self) -> f64 {
-        let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 {
-            count_f64(self.latencies.len()) / secs
-        } else {
-            0.0
-        }
+        ops_per_sec(self.latencies.len(), self.elapsed)
     }
 
     /// The `percent`-th percentile latency in milliseconds (nearest rank), if any request
     /// succeeded.
     pub fn percentile_ms(&self, percent: usize) -> Option<f64> {
-        assert!((1..=100).contains(&percent), "a percentile is in 1..=100");
-        let count = self.latencies.len();
-        let rank = (percent * count).div_ceil(100);
-        let index = rank.checked_sub(1)?;
-        self.latencies
-            .get(index)
-            .map(|latency| latency.as_secs_f64() * 1000.0)
+        percentile_ms(&self.latencies, percent)
     }
+}
+
+/// Successes per second of wall time.
+pub(crate) fn ops_per_sec(successes: usize, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        count_f64(successes) / secs
+    } else {
+        0.0
+    }
+}
+
+/// The `percent`-th percentile of sorted `latencies` in milliseconds (nearest rank).
+pub(crate) fn percentile_ms(latencies: &[Duration], percent: usize) -> Option<f64> {
+    assert!((1..=100).contains(&percent), "a percentile is in 1..=100");
+    let rank = (percent * latencies.len()).div_ceil(100);
+    let index = rank.checked_sub(1)?;
+    latencies
+        .get(index)
+        .map(|latency| latency.as_secs_f64() * 1000.0)
 }
 
 /// Converts a count to `f64`; counts here are far below 2^52, so nothing is lost.
@@ -629,6 +643,10 @@ where
                 bench_etcd(&args.endpoint, &options).await?,
                 args.bench.output,
             )
+        }
+        BenchCommand::Call(args) => {
+            let client = connect().await?;
+            return crate::commands::bench_call::run(client.proxy(), args).await;
         }
     };
     match output {

@@ -1,6 +1,7 @@
 //! The commands of `micro` and the entry points of both binaries.
 
 pub mod bench;
+pub mod bench_call;
 mod cluster;
 mod output;
 mod server;

@@ -7,12 +7,15 @@ use crate::harness::{Node, ok};
 use crate::t30_grpc_contract::{connect, v3};
 
 /// Free ports for three peers. A killed node restarts on its port, so the ports come
-/// from below Linux's ephemeral range, where no outgoing connection can take them.
+/// from below Linux's ephemeral range, where no outgoing connection can take them. Tests
+/// of one process run in parallel: a shared counter keeps their clusters apart (two
+/// clusters on the same ports would talk to each other).
 pub(crate) fn peer_list() -> String {
-    let mut port = 20_000 + u16::try_from(std::process::id() % 1000).unwrap() * 12;
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 20_000 + u16::try_from(std::process::id() % 1000).unwrap() * 12;
     let mut entries = Vec::new();
     while entries.len() < 3 {
-        port += 1;
+        let port = base + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 12_000;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             entries.push(format!("{}=127.0.0.1:{port}", entries.len() + 1));
         }

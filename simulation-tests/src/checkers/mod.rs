@@ -8,10 +8,12 @@
 //! | `replicas_converge.rs` | after healing, replicas apply the same state |
 //! | `expiry.rs` | a record is never returned past its expiry in log time |
 //! | `served_after_heal.rs` | after healing, the cluster serves again (liveness) |
+//! | `registry.rs` | no phantom, deregistered or expired node is returned; nodes agree |
 
 pub mod acked_durable;
 pub mod expiry;
 pub mod linearizable;
+pub mod registry;
 pub mod replicas_converge;
 pub mod served_after_heal;
 pub mod single_leader;
@@ -47,6 +49,8 @@ pub struct Observations {
     pub final_states: BTreeMap<u64, Option<(Vec<u8>, u64)>>,
     /// How many clients ran.
     pub clients: u64,
+    /// The registrar's registry operations.
+    pub registry: Vec<crate::registrar::RegOp>,
 }
 
 /// Runs every checker.
@@ -58,5 +62,6 @@ pub fn check_all(observed: &Observations) -> Vec<Violation> {
     found.extend(expiry::check(&observed.ops));
     found.extend(linearizable::check(&observed.ops));
     found.extend(replicas_converge::check(&observed.final_states));
+    found.extend(registry::check(&observed.registry));
     found
 }
