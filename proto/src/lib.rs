@@ -35,93 +35,49 @@ pub use status::{micro_from_status, status_from_error, status_from_micro};
 /// and JSON transcoding.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptor.bin"));
 
-/// Package `store`: `/store.Store/*` and `/store.BlobStore/*`.
-#[allow(
-    missing_docs,
-    unreachable_pub,
-    clippy::all,
-    clippy::pedantic,
-    clippy::nursery,
-    missing_debug_implementations
-)]
-pub mod store {
-    tonic::include_proto!("store");
+/// Declares the module of a generated package; generated code is exempt from our lints.
+macro_rules! package {
+    ($(#[doc = $doc:literal])* $name:ident) => {
+        $(#[doc = $doc])*
+        #[allow(
+            missing_docs,
+            unreachable_pub,
+            clippy::all,
+            clippy::pedantic,
+            clippy::nursery,
+            missing_debug_implementations
+        )]
+        pub mod $name {
+            include!(concat!(env!("OUT_DIR"), "/", stringify!($name), ".rs"));
+        }
+    };
 }
 
-/// Package `debug`: `/<service>.Debug/{Health,Stats,Log,Trace}`.
-#[allow(
-    missing_docs,
-    unreachable_pub,
-    clippy::all,
-    clippy::pedantic,
-    clippy::nursery,
-    missing_debug_implementations
-)]
-pub mod debug {
-    tonic::include_proto!("debug");
-}
-
-/// Package `errors`: the micro error carried as a gRPC status detail.
-#[allow(
-    missing_docs,
-    unreachable_pub,
-    clippy::all,
-    clippy::pedantic,
-    clippy::nursery,
-    missing_debug_implementations
-)]
-pub mod errors {
-    tonic::include_proto!("errors");
-}
-
-/// Package `cluster` (ours): `/cluster.Cluster/Status`.
-#[allow(
-    missing_docs,
-    unreachable_pub,
-    clippy::all,
-    clippy::pedantic,
-    clippy::nursery,
-    missing_debug_implementations
-)]
-pub mod cluster {
-    tonic::include_proto!("cluster");
-}
-
-/// Package `peer` (ours): node-to-node Raft RPCs and forwarded calls on the peer address.
-#[allow(
-    missing_docs,
-    unreachable_pub,
-    clippy::all,
-    clippy::pedantic,
-    clippy::nursery,
-    missing_debug_implementations
-)]
-pub mod peer {
-    tonic::include_proto!("peer");
-}
-
-/// Package `registry`: `/registry.Registry/*`.
-#[allow(
-    missing_docs,
-    unreachable_pub,
-    clippy::all,
-    clippy::pedantic,
-    clippy::nursery,
-    missing_debug_implementations
-)]
-pub mod registry {
-    tonic::include_proto!("registry");
-}
-
-/// Package `runtime`: `/runtime.Runtime/*` (Create, Read, Delete for in-node services).
-#[allow(
-    missing_docs,
-    unreachable_pub,
-    clippy::all,
-    clippy::pedantic,
-    clippy::nursery,
-    missing_debug_implementations
-)]
-pub mod runtime {
-    tonic::include_proto!("runtime");
-}
+package!(
+    /// Package `store`: `/store.Store/*` and `/store.BlobStore/*`.
+    store
+);
+package!(
+    /// Package `debug`: `/<service>.Debug/{Health,Stats,Log,Trace}`.
+    debug
+);
+package!(
+    /// Package `errors`: the micro error carried as a gRPC status detail.
+    errors
+);
+package!(
+    /// Package `cluster` (ours): `/cluster.Cluster/Status`.
+    cluster
+);
+package!(
+    /// Package `peer` (ours): node-to-node Raft RPCs and forwarded calls on the peer address.
+    peer
+);
+package!(
+    /// Package `registry`: `/registry.Registry/*`.
+    registry
+);
+package!(
+    /// Package `runtime`: `/runtime.Runtime/*` (Create, Read, Delete for in-node services).
+    runtime
+);

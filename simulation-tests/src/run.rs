@@ -33,6 +33,8 @@ pub struct Report {
     pub trace: Vec<String>,
     /// Client operations, and how many of them ended unknown.
     pub ops: (usize, usize),
+    /// Registry operations of the registrar.
+    pub registry_ops: usize,
     /// Terms in which a leader was seen.
     pub terms: usize,
     /// Simulated time the run took (ms).
@@ -55,7 +57,7 @@ impl Report {
             format!("FAILED ({} violations)", self.violations.len())
         };
         format!(
-            "seed {} nodes {}+{} clients {} faults {} ops {} ({} unknown) terms {} sim {} ms trace {:016x}: {verdict}",
+            "seed {} nodes {}+{} clients {} faults {} ops {} ({} unknown) registry {} terms {} sim {} ms trace {:016x}: {verdict}",
             self.seed,
             self.plan.founders,
             self.plan.standbys,
@@ -63,6 +65,7 @@ impl Report {
             self.plan.faults.len(),
             self.ops.0,
             self.ops.1,
+            self.registry_ops,
             self.terms,
             self.sim_ms,
             self.trace_hash,
@@ -191,6 +194,7 @@ pub fn run_seed(seed: u64, options: RunOptions) -> Report {
         trace_hash: trace.hash(),
         trace: trace.lines(),
         ops: (observations.ops.len(), unknown),
+        registry_ops: observations.registry.len(),
         terms: observations.leaders_by_term.len(),
         sim_ms: elapsed_ms(&cluster),
         violations,
@@ -301,6 +305,7 @@ pub fn run_seed_catching(seed: u64, options: RunOptions) -> Report {
             trace_hash: 0,
             trace: Vec::new(),
             ops: (0, 0),
+            registry_ops: 0,
             terms: 0,
             sim_ms: 0,
             violations: vec![Violation {

@@ -112,8 +112,28 @@ fn finish(result: Result<(), CliError>) -> ExitCode {
     }
 }
 
+/// `micro services | head -1` closes stdout early; printing then fails, which `println!`
+/// reports as a panic. A closed pipe is the reader saying "enough": end quietly, as a
+/// Unix tool does, and leave every other panic to the default hook.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 /// The `micro` binary.
 pub fn cli_main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = match parse::<Cli>() {
         Ok(cli) => cli,
         Err(code) => return code,

@@ -264,8 +264,11 @@ impl Target {
             metadata,
             body: bytes,
         };
+        // Only the router's own "no such service" is exit 4; a service's not-found
+        // answer (a missing key, say) is an ordinary micro error.
+        let gone = format!("service {} not found", self.name);
         let micro = |e: &MicroError| {
-            if e.kind() == Code::NotFound && e.detail.contains("not found") {
+            if e.kind() == Code::NotFound && e.detail.starts_with(&gone) {
                 CliError::new(UNREACHABLE, e.detail.clone())
             } else {
                 CliError::from_micro(e)

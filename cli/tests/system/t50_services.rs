@@ -130,6 +130,12 @@ fn clear_errors(node: &Node) {
         &node.micro(&["call", "helloworld", "Helloworld.Call", "{bad"]),
         64,
     );
+    // A service's own not-found (a missing key) is not "no such service".
+    let err = fails(
+        &node.micro(&["call", "store", "Store.Read", r#"{"key":"nope"}"#]),
+        127,
+    );
+    assert!(err.contains("nope"), "{err}");
     let err = fails(&node.micro(&["run", "nosuch"]), 127);
     assert!(err.contains("helloworld"), "names what it knows: {err}");
 }
