@@ -11,7 +11,8 @@
 //! (`Helloworld.Call`), as Micro v3's proxy did. A body's encoding travels in
 //! `x-content-type` (Micro's header; tonic fixes `content-type` to `application/grpc`),
 //! so JSON bodies (`application/grpc+json`) pass through untouched. Unary and
-//! server-streaming calls are carried; a client stream contributes its first message.
+//! server-streaming calls are carried; a client stream contributes its first message (the
+//! rest is read and dropped).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -133,10 +134,19 @@ async fn serve_one<S: ServiceCaller + ?Sized>(
     let headers = req.headers().clone();
     let mut grpc = tonic::server::Grpc::new(RawCodec)
         .apply_max_message_size_config(Some(RAW_MESSAGE_MAX), Some(RAW_MESSAGE_MAX));
-    let handler = tower::service_fn(move |request: tonic::Request<Vec<u8>>| {
-        let call = call_from(&service, &endpoint, &headers, request.into_inner());
+    let handler = tower::service_fn(move |request: tonic::Request<tonic::Streaming<Vec<u8>>>| {
         let svc = svc.clone();
+        let (service, endpoint, headers) = (service.clone(), endpoint.clone(), headers.clone());
         async move {
+            let mut messages = request.into_inner();
+            let first = messages.message().await?.ok_or_else(|| {
+                tonic::Status::invalid_argument("the call carried no request message")
+            })?;
+            // Read the request to its end in the background. A reply that finishes while
+            // the request is still open makes the server reset the stream, and HTTP/2
+            // servers answer many such resets with GOAWAY, failing every call in flight.
+            tokio::spawn(async move { while let Ok(Some(_)) = messages.message().await {} });
+            let call = call_from(&service, &endpoint, &headers, first);
             let replies = svc
                 .dispatch(call)
                 .map(|item| item.map_err(|e| status_from_micro(&e)));
@@ -146,7 +156,7 @@ async fn serve_one<S: ServiceCaller + ?Sized>(
             Ok::<_, tonic::Status>(tonic::Response::new(stream))
         }
     });
-    grpc.server_streaming(handler, req).await
+    grpc.streaming(handler, req).await
 }
 
 /// Builds the [`Call`] of a request from its headers.

@@ -114,7 +114,16 @@ async fn start_peer() -> Result<String, CliError> {
     let addr = listener
         .local_addr()
         .map_err(|e| CliError::new(crate::exit::OTHER, e.to_string()))?;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // TCP_NODELAY, as the node's listeners set it: without it Nagle's algorithm holds
+    // small replies back for tens of milliseconds and the comparison would be unfair.
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |accepted| {
+            accepted.inspect(|stream| {
+                let _ = stream.set_nodelay(true);
+            })
+        },
+    );
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(bare::helloworld_server::HelloworldServer::new(Hello))
@@ -149,6 +158,12 @@ async fn one_call(channel: Channel, body: Vec<u8>) -> Result<(), String> {
         .await
         .ok_or("no reply")?
         .map_err(|e| e.detail)?;
+    // Read to the end (the status trailers): a call dropped before them is reset, and
+    // servers answer many resets with GOAWAY, as any real client would see.
+    if let Some(extra) = futures::StreamExt::next(&mut replies).await {
+        extra.map_err(|e| e.detail)?;
+        return Err("a unary endpoint sent more than one reply".to_owned());
+    }
     let reply = bare::CallResponse::decode(reply.as_slice()).map_err(|e| e.to_string())?;
     if reply.msg == "Hello bench" {
         Ok(())

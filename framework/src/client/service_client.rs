@@ -197,12 +197,18 @@ impl Client {
         let call = self.call_of(service, endpoint, content_type, body);
         let first = async {
             let mut replies = self.call_raw(call).await?;
-            replies.next().await.unwrap_or_else(|| {
+            let reply = replies.next().await.unwrap_or_else(|| {
                 Err(error::internal(
                     service,
                     format!("{endpoint} ended without a reply"),
                 ))
-            })
+            })?;
+            // Read on to the status trailers: a call dropped before them is reset, and
+            // an HTTP/2 server answers many resets with GOAWAY for every call in flight.
+            if let Some(extra) = replies.next().await {
+                extra?;
+            }
+            Ok(reply)
         };
         tokio::time::timeout(self.timeout, first)
             .await
