@@ -128,12 +128,14 @@ impl Router {
         let mut last = None;
         for i in 0..addresses.len() {
             let address = &addresses[(start + i) % addresses.len()];
-            if *address == self.inner.address {
-                if let Some(service) = &local {
-                    return Ok(service.call(call));
-                }
-                continue;
+            if *address == self.inner.address
+                && let Some(service) = &local
+            {
+                return Ok(service.call(call));
             }
+            // Another node or a process; or this node's own proxy, for the core services
+            // it serves over gRPC (the HTTP gateway reaches them this way). A call that
+            // arrives there already routed is served locally or refused: no loops.
             let mut forwarded = call.clone();
             forwarded
                 .metadata

@@ -8,6 +8,7 @@
 //!                                           ─> registry Register (TTL) ─> status running
 //!     running - desired                 ─> Router::remove_local ─> registry Deregister
 //!     every REGISTER_INTERVAL           ─> renew every registration this node holds
+//!                                          (a failed one is retried every second)
 //! ```
 
 use std::collections::BTreeMap;
@@ -34,6 +35,16 @@ pub const REGISTER_TTL: Duration = Duration::from_secs(30);
 
 type Key = (Namespace, String, String);
 
+/// A registration this node renews, and when it last succeeded.
+#[derive(Debug, Clone)]
+struct Held {
+    registration: Registration,
+    renewed: Option<tokio::time::Instant>,
+}
+
+/// How often the renewal loop looks for registrations that are due (or still failing).
+const RENEW_CHECK: Duration = Duration::from_secs(1);
+
 /// The runtime's typed handle.
 #[derive(Debug, Clone)]
 pub struct RuntimeHandle {
@@ -49,7 +60,8 @@ struct Inner {
     node_id: u64,
     running: Mutex<BTreeMap<Key, Arc<dyn LocalService>>>,
     /// Registrations this node renews: in-node services and the core services.
-    held: Mutex<BTreeMap<(Namespace, String), Registration>>,
+    /// With when each was last registered successfully (`None`: not yet).
+    held: Mutex<BTreeMap<(Namespace, String), Held>>,
 }
 
 fn replica_error(err: &micro_core::replicator::ReplicaError) -> MicroError {
@@ -199,16 +211,40 @@ impl RuntimeHandle {
     /// [`RuntimeHandle::release`]; registers it at once.
     pub async fn hold(&self, namespace: Namespace, registration: Registration) {
         let key = (namespace.clone(), registration.node.id.clone());
-        lock(&self.inner.held).insert(key, registration.clone());
-        if let Err(err) = self.inner.registry.register(namespace, registration).await {
-            tracing::warn!(%err, "registration failed; retrying at the next renewal");
+        let held = Held {
+            registration: registration.clone(),
+            renewed: None,
+        };
+        lock(&self.inner.held).insert(key.clone(), held);
+        self.renew(key, registration).await;
+    }
+
+    /// Registers one held registration and records the success; a failure is retried
+    /// by the renewal loop within [`RENEW_CHECK`].
+    async fn renew(&self, key: (Namespace, String), registration: Registration) {
+        let result = self
+            .inner
+            .registry
+            .register(key.0.clone(), registration)
+            .await;
+        let mut held = lock(&self.inner.held);
+        let Some(entry) = held.get_mut(&key) else {
+            return;
+        };
+        match result {
+            Ok(()) => entry.renewed = Some(tokio::time::Instant::now()),
+            // Before its first success (a node still joining) failures are expected.
+            Err(err) if entry.renewed.is_none() => {
+                tracing::debug!(%err, "registration not accepted yet; retrying");
+            }
+            Err(err) => tracing::warn!(%err, "renewing a registration failed; retrying"),
         }
     }
 
     /// Stops renewing a registration and deregisters it.
     pub async fn release(&self, namespace: &Namespace, node_id: &str) {
         let held = lock(&self.inner.held).remove(&(namespace.clone(), node_id.to_owned()));
-        if let Some(registration) = held {
+        if let Some(Held { registration, .. }) = held {
             let service = &registration.service;
             let result = self
                 .inner
@@ -288,18 +324,18 @@ impl RuntimeHandle {
         let renew = {
             let this = self.clone();
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(REGISTER_INTERVAL);
-                tick.tick().await;
+                let mut tick = tokio::time::interval(RENEW_CHECK);
                 loop {
                     tick.tick().await;
-                    let held: Vec<_> = lock(&this.inner.held)
+                    let due: Vec<_> = lock(&this.inner.held)
                         .iter()
-                        .map(|((ns, _), r)| (ns.clone(), r.clone()))
+                        .filter(|(_, h)| {
+                            h.renewed.is_none_or(|at| at.elapsed() >= REGISTER_INTERVAL)
+                        })
+                        .map(|(key, h)| (key.clone(), h.registration.clone()))
                         .collect();
-                    for (ns, registration) in held {
-                        if let Err(err) = this.inner.registry.register(ns, registration).await {
-                            tracing::warn!(%err, "renewing a registration failed");
-                        }
+                    for (key, registration) in due {
+                        this.renew(key, registration).await;
                     }
                 }
             })

@@ -17,7 +17,9 @@
 mod api;
 mod proxy;
 
-pub use api::{VERSION, api_router, error_response, serve_api};
+pub use api::{
+    ApiState, BODY_LIMIT_DEFAULT, VERSION, api_router, error_response, resolve, serve_api,
+};
 
 pub use proxy::{
     CONSISTENCY_HEADER, ClusterService, DebugService, Dial, GrpcRemote, MESSAGE_LEN_MAX,

@@ -59,6 +59,7 @@ fn node_config(plan: &Plan, id: u64, snapshot_every: u64) -> NodeConfig {
         join: None,
         standby: !founder,
         snapshot_every,
+        body_limit: micro_cli::node::BODY_LIMIT_DEFAULT,
     }
 }
 

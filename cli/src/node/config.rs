@@ -52,6 +52,9 @@ pub struct NodeArgs {
     /// Snapshot the state (and purge the log behind it) every N log entries [default: 5000]
     #[arg(long, env = "MICRO_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
+    /// The largest HTTP request body the API accepts, in bytes [default: 10 MiB]
+    #[arg(long, env = "MICRO_API_BODY_LIMIT")]
+    pub api_body_limit: Option<usize>,
     /// A TOML file with any of the settings above (keys as the flags, with `_`)
     #[arg(long, env = "MICRO_CONFIG")]
     pub config: Option<PathBuf>,
@@ -81,6 +84,8 @@ pub struct FileConfig {
     pub standby: Option<bool>,
     /// See [`NodeArgs::snapshot_every`].
     pub snapshot_every: Option<u64>,
+    /// See [`NodeArgs::api_body_limit`].
+    pub api_body_limit: Option<usize>,
 }
 
 /// A node's resolved configuration.
@@ -106,6 +111,8 @@ pub struct NodeConfig {
     pub standby: bool,
     /// Log entries between snapshots; a fifth of them stay in the log behind each.
     pub snapshot_every: u64,
+    /// The largest HTTP request body the API accepts (bytes).
+    pub body_limit: usize,
 }
 
 /// The folder of the CLI's and node's files: `MICRO_HOME`, else `~/.micro`.
@@ -166,6 +173,10 @@ impl NodeConfig {
                 .or(file.snapshot_every)
                 .unwrap_or(5_000)
                 .max(1),
+            body_limit: args
+                .api_body_limit
+                .or(file.api_body_limit)
+                .unwrap_or(micro_gateway::BODY_LIMIT_DEFAULT),
             peers,
         };
         if !config.peers.is_empty() && !config.peers.contains_key(&node_id) {

@@ -154,6 +154,7 @@ pub async fn start_node<L: Listen>(
         deps.builtins,
         config.node_id,
     );
+    let (router_for_api, registry_for_api) = (router.clone(), registry.clone());
     let proxy_deps = ProxyDeps {
         handles,
         replicator,
@@ -167,9 +168,18 @@ pub async fn start_node<L: Listen>(
         "proxy",
         micro_gateway::serve_proxy(proxy_incoming, proxy_deps, wait_stop(stopped.clone())),
     ));
+    let api_state = micro_gateway::ApiState::new(
+        Arc::new(router_for_api),
+        registry_for_api,
+        config.body_limit,
+    );
     servers.push(spawn_server(
         "api",
-        micro_gateway::serve_api(ApiListener(deps.api_listener), wait_stop(stopped)),
+        micro_gateway::serve_api(
+            ApiListener(deps.api_listener),
+            api_state,
+            wait_stop(stopped),
+        ),
     ));
     let loops = runtime.spawn();
     register_core_services(&runtime);

@@ -37,6 +37,7 @@ fn config(id: u64, peer_addr: String, peers: BTreeMap<u64, String>) -> NodeConfi
         join: None,
         standby: false,
         snapshot_every: 100,
+        body_limit: micro_cli::node::BODY_LIMIT_DEFAULT,
     }
 }
 

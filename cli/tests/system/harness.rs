@@ -11,6 +11,7 @@ pub(crate) struct Node {
     child: Child,
     pub(crate) proxy: String,
     pub(crate) peer: String,
+    pub(crate) api: String,
 }
 
 impl Node {
@@ -53,6 +54,7 @@ impl Node {
             child,
             proxy: field("proxy="),
             peer: field("peer="),
+            api: field("api="),
         }
     }
 
@@ -114,4 +116,40 @@ pub(crate) fn fails(output: &Output, code: i32) -> String {
     );
     assert!(!err.contains("panicked"), "panic: {err}");
     err
+}
+
+/// Sends one HTTP/1.1 request to `addr` (as curl would) and returns the status and body.
+pub(crate) fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the api");
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut response = Vec::new();
+    // The server may close on an oversized body before reading it all: keep what came.
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tonic::codegen::http::uri::PathAndQuery;
 
-use crate::harness::{Node, fails, ok};
+use crate::harness::{Node, fails, http, ok};
 
 /// The client generated from `tests/proto/v3_helloworld.proto` by the build script.
 #[allow(
@@ -101,6 +101,7 @@ fn helloworld_runs_once_and_answers_through_every_node() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     for node in &nodes {
         rt.block_on(generated_client_calls(&node.proxy));
+        http_calls(node);
     }
 
     ok(&nodes[2].micro(&["kill", "helloworld"]));
@@ -138,6 +139,52 @@ fn clear_errors(node: &Node) {
     assert!(err.contains("nope"), "{err}");
     let err = fails(&node.micro(&["run", "nosuch"]), 127);
     assert!(err.contains("helloworld"), "names what it knows: {err}");
+}
+
+/// The HTTP gateway of `node`, as curl uses it.
+fn http_calls(node: &Node) {
+    let expected = serde_json::json!({"msg": "Hello John"});
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let (status, body) = http(
+        &node.api,
+        "POST",
+        "/helloworld/call",
+        &form,
+        br#"{"name":"John"}"#,
+    );
+    assert_eq!(
+        (status, json(&body)),
+        (200, expected.clone()),
+        "through {}",
+        node.api
+    );
+    let (status, body) = http(&node.api, "GET", "/helloworld/call?name=John", &[], b"");
+    assert_eq!((status, json(&body)), (200, expected));
+    // A core service answers the same way.
+    let (status, body) = http(&node.api, "POST", "/store/read", &[], br#"{"key":"nope"}"#);
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(json(&body)["id"], "store");
+    let (status, body) = http(&node.api, "POST", "/nosuch/call", &[], b"{}");
+    assert_eq!((status, json(&body)["code"].as_i64()), (404, Some(404)));
+    let json_type = [("content-type", "application/json")];
+    let (status, body) = http(&node.api, "POST", "/helloworld/call", &json_type, b"{bad");
+    assert_eq!((status, json(&body)["code"].as_i64()), (400, Some(400)));
+    let (status, _) = http(
+        &node.api,
+        "POST",
+        "/any/path",
+        &[],
+        &vec![b'x'; 11 * 1024 * 1024],
+    );
+    assert_eq!(status, 413);
+    let (status, _) = http(
+        &node.api,
+        "OPTIONS",
+        "/helloworld/call",
+        &[("origin", "https://a.example")],
+        b"",
+    );
+    assert_eq!(status, 204);
 }
 
 /// A client that knows only helloworld's `.proto`: protobuf, then JSON bodies.

@@ -38,6 +38,7 @@ async fn cluster() -> Vec<RunningNode> {
             join: None,
             standby: false,
             snapshot_every: 1000,
+            body_limit: micro_cli::node::BODY_LIMIT_DEFAULT,
         };
         let deps = NodeDeps {
             kv: Arc::new(micro_core::kv::MemKvBackend::new()),

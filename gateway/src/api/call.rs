@@ -1,0 +1,356 @@
+//! The default handler: an HTTP request on `/service/endpoint` becomes a call.
+//!
+//! ```text
+//! body (≤ limit, else 413) ─> JSON: the body, or a form as a flat map; the query on GET,
+//!                             merged into the body otherwise
+//! path ─resolve─> (service, Handler.Method); namespace from Micro-Namespace
+//! registered descriptor? ─yes─> JSON ─prost-reflect─> protobuf ─> router ─> protobuf ─> JSON
+//!                        ─no──> JSON as it is (application/grpc+json) ─> router ─> JSON
+//! reply: 200 JSON, 204 when empty; errors {id, code, detail, status} with their status
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use futures::StreamExt;
+use micro_actors::RegistryHandle;
+use micro_core::registry::{DESCRIPTOR_METADATA, PROTO_SERVICE_METADATA, Service};
+use micro_core::service::{CONTENT_JSON, CONTENT_PROTO, Call, ServiceCaller};
+use micro_core::{Code, MicroError, Namespace};
+use prost::Message;
+use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor, SerializeOptions};
+
+use crate::api::error_response;
+use crate::api::resolve::resolve;
+
+/// The default largest request body (10 MiB).
+pub const BODY_LIMIT_DEFAULT: usize = 10 * 1024 * 1024;
+
+/// What the handler calls through.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Where calls go (the node's router).
+    pub caller: Arc<dyn ServiceCaller>,
+    /// Where services' descriptors are looked up.
+    pub registry: RegistryHandle,
+    /// The largest request body accepted.
+    pub body_limit: usize,
+    pools: Arc<Mutex<HashMap<u64, DescriptorPool>>>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiState {
+    /// A handler calling through `caller`, reading descriptors from `registry`.
+    pub fn new(
+        caller: Arc<dyn ServiceCaller>,
+        registry: RegistryHandle,
+        body_limit: usize,
+    ) -> Self {
+        Self {
+            caller,
+            registry,
+            body_limit,
+            pools: Arc::default(),
+        }
+    }
+
+    /// The decoded descriptor set a service registered, cached by its content.
+    fn pool(&self, service: &Service) -> Option<DescriptorPool> {
+        let encoded = service.metadata.get(DESCRIPTOR_METADATA)?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        encoded.hash(&mut hasher);
+        let key = hasher.finish();
+        let mut pools = self
+            .pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(pool) = pools.get(&key) {
+            return Some(pool.clone());
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?;
+        let pool = DescriptorPool::decode(bytes.as_slice()).ok()?;
+        // Registrations change rarely; a bound keeps a churn of versions from growing it.
+        if pools.len() >= 256 {
+            pools.clear();
+        }
+        pools.insert(key, pool.clone());
+        Some(pool)
+    }
+}
+
+fn api_error(code: Code, detail: impl Into<String>) -> MicroError {
+    MicroError::new("api", code, detail)
+}
+
+/// Serves one `/service/endpoint` request.
+pub(super) async fn handle(state: ApiState, request: Request<Body>) -> Response {
+    match call(&state, request).await {
+        Ok(response) => response,
+        Err(err) => error_response(&err),
+    }
+}
+
+async fn call(state: &ApiState, request: Request<Body>) -> Result<Response, MicroError> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, state.body_limit)
+        .await
+        .map_err(|_| {
+            api_error(
+                Code::PayloadTooLarge,
+                format!(
+                    "the request body exceeds the {}-byte limit",
+                    state.body_limit
+                ),
+            )
+        })?;
+    let (service, endpoint) = resolve(parts.uri.path()).ok_or_else(|| {
+        api_error(
+            Code::NotFound,
+            format!(
+                "{} names no service (use /service/endpoint)",
+                parts.uri.path()
+            ),
+        )
+    })?;
+    let namespace = namespace(&parts.headers)?;
+    let json = request_json(&parts.method, parts.uri.query(), &parts.headers, &bytes)?;
+    let registered = state
+        .registry
+        .lookup_local(&namespace, &service)?
+        .into_iter()
+        .next();
+    let method = match &registered {
+        Some(registered) => find_method(state, registered, &service, &endpoint)?,
+        None => None,
+    };
+    let (content_type, body) = encode(&service, method.as_ref(), json)?;
+    let call = Call {
+        namespace,
+        service: service.clone(),
+        endpoint,
+        content_type: content_type.to_owned(),
+        metadata: metadata(&parts.headers),
+        body,
+    };
+    let mut replies = state.caller.dispatch(call);
+    let reply = match replies.next().await {
+        Some(reply) => reply?,
+        None => Vec::new(),
+    };
+    let json = render(&service, method.as_ref(), reply)?;
+    if json.is_empty() || json == b"{}" {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    Ok((StatusCode::OK, [("content-type", "application/json")], json).into_response())
+}
+
+/// The call body of a JSON request: protobuf through the method's descriptors, else the
+/// JSON itself for a service that takes JSON.
+fn encode(
+    service: &str,
+    method: Option<&MethodDescriptor>,
+    json: serde_json::Value,
+) -> Result<(&'static str, Vec<u8>), MicroError> {
+    let Some(method) = method else {
+        return Ok((CONTENT_JSON, json.to_string().into_bytes()));
+    };
+    let message = DynamicMessage::deserialize(method.input(), json).map_err(|e| {
+        MicroError::new(
+            service,
+            Code::BadRequest,
+            format!(
+                "the request is not a valid {}: {e}",
+                method.input().full_name()
+            ),
+        )
+    })?;
+    Ok((CONTENT_PROTO, message.encode_to_vec()))
+}
+
+/// A reply as JSON bytes (proto field names, numbers as numbers).
+fn render(
+    service: &str,
+    method: Option<&MethodDescriptor>,
+    reply: Vec<u8>,
+) -> Result<Vec<u8>, MicroError> {
+    let Some(method) = method else {
+        return Ok(reply);
+    };
+    let message = DynamicMessage::decode(method.output(), reply.as_slice())
+        .map_err(|e| MicroError::new(service, Code::BadGateway, format!("invalid reply: {e}")))?;
+    let options = SerializeOptions::new()
+        .use_proto_field_name(true)
+        .stringify_64_bit_integers(false);
+    let mut out = Vec::new();
+    message
+        .serialize_with_options(&mut serde_json::Serializer::new(&mut out), &options)
+        .map_err(|e| MicroError::new(service, Code::Internal, e.to_string()))?;
+    Ok(out)
+}
+
+/// The namespace of a request: `Micro-Namespace`, else `micro`.
+fn namespace(headers: &HeaderMap) -> Result<Namespace, MicroError> {
+    match headers.get("micro-namespace").map(|v| v.to_str()) {
+        None => Ok(Namespace::default()),
+        Some(Ok("")) => Ok(Namespace::default()),
+        Some(Ok(text)) => Namespace::new(text).map_err(|e| MicroError::from_error("api", &e)),
+        Some(Err(_)) => Err(api_error(
+            Code::BadRequest,
+            "Micro-Namespace must be ASCII text",
+        )),
+    }
+}
+
+/// The method behind `endpoint` in the service's descriptors, if it registered them.
+fn find_method(
+    state: &ApiState,
+    registered: &Service,
+    service: &str,
+    endpoint: &str,
+) -> Result<Option<MethodDescriptor>, MicroError> {
+    let Some(pool) = state.pool(registered) else {
+        return Ok(None);
+    };
+    let (handler, method) = endpoint.split_once('.').unwrap_or((endpoint, ""));
+    let proto_service = registered
+        .metadata
+        .get(PROTO_SERVICE_METADATA)
+        .filter(|p| p.rsplit('.').next() == Some(handler))
+        .cloned()
+        .unwrap_or_else(|| format!("{service}.{handler}"));
+    let found = pool
+        .get_service_by_name(&proto_service)
+        .or_else(|| pool.services().find(|s| s.name() == handler))
+        .and_then(|s| s.methods().find(|m| m.name() == method));
+    match found {
+        Some(method) => Ok(Some(method)),
+        None => {
+            let known: Vec<&str> = registered
+                .endpoints
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect();
+            Err(MicroError::new(
+                service,
+                Code::NotFound,
+                format!(
+                    "service {service} has no endpoint {endpoint} (endpoints: {})",
+                    known.join(", ")
+                ),
+            ))
+        }
+    }
+}
+
+/// The request as JSON: the body (JSON, or a form as a flat map), with the query merged
+/// in; on GET the query alone.
+fn request_json(
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Value, MicroError> {
+    let query = query.map(form_json).unwrap_or_default();
+    if *method == Method::GET {
+        return Ok(serde_json::Value::Object(query));
+    }
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let trimmed = body.trim_ascii();
+    let mut value = if trimmed.is_empty() {
+        serde_json::Value::Object(serde_json::Map::new())
+    } else if let Ok(json) = serde_json::from_slice::<serde_json::Value>(trimmed) {
+        // `curl -d '{...}'` sends JSON as a form: a body that parses as JSON is JSON.
+        json
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        serde_json::Value::Object(form_json(&String::from_utf8_lossy(trimmed)))
+    } else {
+        let why = serde_json::from_slice::<serde_json::Value>(trimmed)
+            .err()
+            .map_or_else(String::new, |e| e.to_string());
+        return Err(api_error(
+            Code::BadRequest,
+            format!("the body is not valid JSON: {why}"),
+        ));
+    };
+    if let serde_json::Value::Object(object) = &mut value {
+        for (k, v) in query {
+            object.entry(k).or_insert(v);
+        }
+    }
+    Ok(value)
+}
+
+/// A query string or form as a JSON object: repeated keys joined with commas, dotted keys
+/// nested (`a.b=1` -> `{"a":{"b":"1"}}`).
+fn form_json(text: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut flat: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in form_urlencoded::parse(text.as_bytes()) {
+        flat.entry(k.into_owned()).or_default().push(v.into_owned());
+    }
+    let mut root = serde_json::Map::new();
+    for (key, values) in flat {
+        let parts: Vec<&str> = key.split('.').collect();
+        insert_path(
+            &mut root,
+            &parts,
+            serde_json::Value::String(values.join(",")),
+        );
+    }
+    root
+}
+
+/// Sets `value` at the dotted path `parts`, creating objects on the way; a path through
+/// a value that is not an object keeps the first value.
+fn insert_path(
+    object: &mut serde_json::Map<String, serde_json::Value>,
+    parts: &[&str],
+    value: serde_json::Value,
+) {
+    match parts {
+        [] => {}
+        [last] => {
+            object.insert((*last).to_owned(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = object
+                .entry((*first).to_owned())
+                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+            if let serde_json::Value::Object(inner) = entry {
+                insert_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+/// Request headers as call metadata (lower-case names), plus `host`, `method`, `url`.
+fn metadata(headers: &HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            !matches!(
+                name.as_str(),
+                "content-length" | "content-type" | "connection"
+            )
+        })
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect()
+}
