@@ -102,6 +102,7 @@ fn helloworld_runs_once_and_answers_through_every_node() {
     for node in &nodes {
         rt.block_on(generated_client_calls(&node.proxy));
         http_calls(node);
+        rt.block_on(websocket_stream(&node.api));
     }
 
     ok(&nodes[2].micro(&["kill", "helloworld"]));
@@ -185,6 +186,24 @@ fn http_calls(node: &Node) {
         b"",
     );
     assert_eq!(status, 204);
+}
+
+/// The streaming endpoint over WebSocket: the request, then one message per reply.
+async fn websocket_stream(api: &str) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("ws://{api}/helloworld/stream");
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    socket.send(Message::text(r#"{"count":3}"#)).await.unwrap();
+    let mut counts = Vec::new();
+    while let Some(message) = socket.next().await {
+        match message.unwrap() {
+            Message::Text(text) => counts.push(json(text.as_str())["count"].as_i64().unwrap()),
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    assert_eq!(counts, [1, 2, 3]);
 }
 
 /// A client that knows only helloworld's `.proto`: protobuf, then JSON bodies.

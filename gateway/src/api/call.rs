@@ -7,6 +7,7 @@
 //! registered descriptor? ─yes─> JSON ─prost-reflect─> protobuf ─> router ─> protobuf ─> JSON
 //!                        ─no──> JSON as it is (application/grpc+json) ─> router ─> JSON
 //! reply: 200 JSON, 204 when empty; errors {id, code, detail, status} with their status
+//! WebSocket upgrade: the first message is the request, each reply one message (streams)
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
@@ -96,12 +97,91 @@ fn api_error(code: Code, detail: impl Into<String>) -> MicroError {
     MicroError::new("api", code, detail)
 }
 
-/// Serves one `/service/endpoint` request.
+/// Serves one `/service/endpoint` request; a WebSocket upgrade streams the replies.
 pub(super) async fn handle(state: ApiState, request: Request<Body>) -> Response {
-    match call(&state, request).await {
-        Ok(response) => response,
-        Err(err) => error_response(&err),
-    }
+    let upgrade = request
+        .headers()
+        .get("upgrade")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let result = if upgrade {
+        stream(state, request).await
+    } else {
+        call(&state, request).await
+    };
+    result.unwrap_or_else(|err| error_response(&err))
+}
+
+/// A streaming call over WebSocket: the client's first text message is the JSON request;
+/// each reply is sent as one text message of JSON, an error as the micro error's JSON,
+/// then the socket closes.
+async fn stream(state: ApiState, request: Request<Body>) -> Result<Response, MicroError> {
+    use axum::extract::FromRequest;
+    use axum::extract::ws::{Message as WsMessage, WebSocketUpgrade};
+    let (service, endpoint) = resolve(request.uri().path()).ok_or_else(|| {
+        api_error(
+            Code::NotFound,
+            format!("{} names no service", request.uri().path()),
+        )
+    })?;
+    let namespace = namespace(request.headers())?;
+    let metadata = metadata(request.headers());
+    let upgrade = WebSocketUpgrade::from_request(request, &())
+        .await
+        .map_err(|e| api_error(Code::BadRequest, format!("not a WebSocket upgrade: {e}")))?;
+    Ok(upgrade.on_upgrade(move |mut socket| async move {
+        let outcome: Result<(), MicroError> = async {
+            let first = loop {
+                match socket.recv().await {
+                    Some(Ok(WsMessage::Text(text))) => break text.as_str().as_bytes().to_vec(),
+                    Some(Ok(WsMessage::Binary(bytes))) => break bytes.to_vec(),
+                    Some(Ok(_)) => {}
+                    _ => return Ok(()),
+                }
+            };
+            let json: serde_json::Value = if first.trim_ascii().is_empty() {
+                serde_json::json!({})
+            } else {
+                serde_json::from_slice(&first).map_err(|e| {
+                    api_error(
+                        Code::BadRequest,
+                        format!("the request is not valid JSON: {e}"),
+                    )
+                })?
+            };
+            let registered = state
+                .registry
+                .lookup_local(&namespace, &service)?
+                .into_iter()
+                .next();
+            let method = match &registered {
+                Some(registered) => find_method(&state, registered, &service, &endpoint)?,
+                None => None,
+            };
+            let (content_type, body) = encode(&service, method.as_ref(), json)?;
+            let call = Call {
+                namespace,
+                service: service.clone(),
+                endpoint,
+                content_type: content_type.to_owned(),
+                metadata,
+                body,
+            };
+            let mut replies = state.caller.dispatch(call);
+            while let Some(reply) = replies.next().await {
+                let json = render(&service, method.as_ref(), reply?)?;
+                let text = String::from_utf8_lossy(&json).into_owned();
+                if socket.send(WsMessage::Text(text.into())).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(err) = outcome {
+            let _ = socket.send(WsMessage::Text(err.to_json().into())).await;
+        }
+        let _ = socket.send(WsMessage::Close(None)).await;
+    }))
 }
 
 async fn call(state: &ApiState, request: Request<Body>) -> Result<Response, MicroError> {
