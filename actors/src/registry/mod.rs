@@ -21,10 +21,18 @@ use tokio::sync::mpsc;
 /// How often a watch looks for changes.
 pub const WATCH_POLL: Duration = Duration::from_millis(100);
 
+/// How long a routing lookup is reused: callers route by a view at most this old, and
+/// the state is not read and decoded on every call.
+pub const LOOKUP_CACHE_TTL: Duration = Duration::from_millis(100);
+
+type LookupCache =
+    std::collections::HashMap<(Namespace, String), (tokio::time::Instant, Arc<Vec<Service>>)>;
+
 /// The registry's typed handle (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct RegistryHandle {
     replicator: Arc<dyn Replicator>,
+    lookups: Arc<std::sync::Mutex<LookupCache>>,
 }
 
 fn replica_error(err: &micro_core::replicator::ReplicaError) -> MicroError {
@@ -38,7 +46,10 @@ fn kv_error(err: &micro_core::kv::KvError) -> MicroError {
 impl RegistryHandle {
     /// A handle proposing through `replicator`.
     pub fn new(replicator: Arc<dyn Replicator>) -> Self {
-        Self { replicator }
+        Self {
+            replicator,
+            lookups: Arc::default(),
+        }
     }
 
     /// Registers (or renews) one node of a service.
@@ -114,16 +125,44 @@ impl RegistryHandle {
         self.list_named(namespace, None, consistency).await
     }
 
-    /// The services this node has applied, without a read barrier (for routing).
+    /// The services this node has applied, without a read barrier (for routing), as
+    /// seen at most [`LOOKUP_CACHE_TTL`] ago.
     pub fn lookup_local(
         &self,
         namespace: &Namespace,
         name: &str,
-    ) -> Result<Vec<Service>, MicroError> {
-        self.replicator
-            .reader()
-            .registry_services(namespace, Some(name))
-            .map_err(|e| kv_error(&e))
+    ) -> Result<Arc<Vec<Service>>, MicroError> {
+        let key = (namespace.clone(), name.to_owned());
+        let now = tokio::time::Instant::now();
+        let cached = {
+            let lookups = self
+                .lookups
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            lookups
+                .get(&key)
+                .filter(|(at, _)| now.duration_since(*at) < LOOKUP_CACHE_TTL)
+                .map(|(_, services)| services.clone())
+        };
+        if let Some(services) = cached {
+            return Ok(services);
+        }
+        let services = Arc::new(
+            self.replicator
+                .reader()
+                .registry_services(namespace, Some(name))
+                .map_err(|e| kv_error(&e))?,
+        );
+        let mut lookups = self
+            .lookups
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Names callers invent must not grow the cache without bound.
+        if lookups.len() >= 4096 {
+            lookups.clear();
+        }
+        lookups.insert(key, (now, services.clone()));
+        Ok(services)
     }
 
     async fn list_named(

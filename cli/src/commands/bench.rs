@@ -60,6 +60,11 @@ pub enum BenchCommand {
         after_help = "Example:\n  micro run helloworld\n  micro bench call --concurrency 1,16,64 --forwarded 127.0.0.1:28081"
     )]
     Call(crate::commands::bench_call::CallBenchArgs),
+    /// A bare axum server answering POST /helloworld/call, the HTTP benchmark's peer
+    #[command(
+        after_help = "Example:\n  micro bench http-peer --listen 127.0.0.1:18090\n\nSee scripts/bench-http.sh."
+    )]
+    HttpPeer(crate::commands::bench_call::HttpPeerArgs),
 }
 
 /// The flags of `micro bench store`, shared by `micro bench etcd`.
@@ -644,6 +649,7 @@ where
                 args.bench.output,
             )
         }
+        BenchCommand::HttpPeer(args) => return crate::commands::bench_call::http_peer(args).await,
         BenchCommand::Call(args) => {
             let client = connect().await?;
             return crate::commands::bench_call::run(client.proxy(), args).await;

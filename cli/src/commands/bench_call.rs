@@ -322,3 +322,42 @@ fn print_rows(rows: &[(String, CallStats)], output: Output) {
         }
     }
 }
+
+/// The flags of `micro bench http-peer`.
+#[derive(Debug, Clone, Args)]
+pub struct HttpPeerArgs {
+    /// Where to listen (HOST:PORT)
+    #[arg(long, default_value = "127.0.0.1:18090")]
+    pub listen: String,
+}
+
+/// `micro bench http-peer`: a bare axum server answering `POST /helloworld/call` with the
+/// same JSON as the gateway (`{"msg":"Hello NAME"}`), the peer the HTTP benchmark
+/// (`scripts/bench-http.sh`) compares the gateway with. Serves until interrupted.
+pub async fn http_peer(args: HttpPeerArgs) -> Result<(), CliError> {
+    let app = axum::Router::new().route(
+        "/helloworld/call",
+        axum::routing::post(|body: axum::body::Bytes| async move {
+            let name = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["name"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            axum::Json(serde_json::json!({ "msg": format!("Hello {name}") }))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .map_err(|e| {
+            CliError::new(
+                crate::exit::OTHER,
+                format!("cannot listen on {}: {e}", args.listen),
+            )
+        })?;
+    println!("http peer listening on {}", args.listen);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .map_err(|e| CliError::new(crate::exit::OTHER, e.to_string()))
+}

@@ -148,12 +148,8 @@ async fn stream(state: ApiState, request: Request<Body>) -> Result<Response, Mic
                     )
                 })?
             };
-            let registered = state
-                .registry
-                .lookup_local(&namespace, &service)?
-                .into_iter()
-                .next();
-            let method = match &registered {
+            let services = state.registry.lookup_local(&namespace, &service)?;
+            let method = match services.first() {
                 Some(registered) => find_method(&state, registered, &service, &endpoint)?,
                 None => None,
             };
@@ -208,12 +204,8 @@ async fn call(state: &ApiState, request: Request<Body>) -> Result<Response, Micr
     })?;
     let namespace = namespace(&parts.headers)?;
     let json = request_json(&parts.method, parts.uri.query(), &parts.headers, &bytes)?;
-    let registered = state
-        .registry
-        .lookup_local(&namespace, &service)?
-        .into_iter()
-        .next();
-    let method = match &registered {
+    let services = state.registry.lookup_local(&namespace, &service)?;
+    let method = match services.first() {
         Some(registered) => find_method(state, registered, &service, &endpoint)?,
         None => None,
     };
