@@ -32,6 +32,29 @@ use crate::api::resolve::resolve;
 /// The default largest request body (10 MiB).
 pub const BODY_LIMIT_DEFAULT: usize = 10 * 1024 * 1024;
 
+/// What the auth hook is asked about one request: the resource (`service:NAME:ENDPOINT`
+/// in Micro's terms), the namespace and the caller's token.
+#[derive(Debug, Clone)]
+pub struct AuthRequest {
+    /// The resolved service.
+    pub service: String,
+    /// The resolved endpoint (`Handler.Method`).
+    pub endpoint: String,
+    /// The request's namespace.
+    pub namespace: Namespace,
+    /// The bearer token (`Authorization: Bearer ...`, else the `micro-token` cookie).
+    pub token: Option<String>,
+}
+
+/// Decides whether a request may proceed: `Err` with 401 (no or bad credentials) or 403
+/// (not allowed) stops it with that error. Auth (issue #7) installs one; without a hook
+/// every request proceeds.
+pub type AuthHook = Arc<
+    dyn Fn(AuthRequest) -> micro_core::replicator::BoxFuture<'static, Result<(), MicroError>>
+        + Send
+        + Sync,
+>;
+
 /// What the handler calls through.
 #[derive(Clone)]
 pub struct ApiState {
@@ -41,6 +64,8 @@ pub struct ApiState {
     pub registry: RegistryHandle,
     /// The largest request body accepted.
     pub body_limit: usize,
+    /// Asked before every call, when set.
+    pub auth: Option<AuthHook>,
     pools: Arc<Mutex<HashMap<u64, DescriptorPool>>>,
 }
 
@@ -63,8 +88,46 @@ impl ApiState {
             caller,
             registry,
             body_limit,
+            auth: None,
             pools: Arc::default(),
         }
+    }
+
+    /// Asks `hook` before every call.
+    #[must_use]
+    pub fn with_auth(mut self, hook: AuthHook) -> Self {
+        self.auth = Some(hook);
+        self
+    }
+
+    /// Runs the auth hook, if any, for a call of `endpoint` of `service`.
+    async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        namespace: &Namespace,
+        service: &str,
+        endpoint: &str,
+    ) -> Result<(), MicroError> {
+        let Some(hook) = &self.auth else {
+            return Ok(());
+        };
+        let bearer = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let cookie = headers
+            .get_all("cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .find_map(|c| c.trim().strip_prefix("micro-token="));
+        hook(AuthRequest {
+            service: service.to_owned(),
+            endpoint: endpoint.to_owned(),
+            namespace: namespace.clone(),
+            token: bearer.or(cookie).map(str::to_owned),
+        })
+        .await
     }
 
     /// The decoded descriptor set a service registered, cached by its content.
@@ -124,6 +187,9 @@ async fn stream(state: ApiState, request: Request<Body>) -> Result<Response, Mic
         )
     })?;
     let namespace = namespace(request.headers())?;
+    state
+        .authorize(request.headers(), &namespace, &service, &endpoint)
+        .await?;
     let metadata = metadata(request.headers());
     let upgrade = WebSocketUpgrade::from_request(request, &())
         .await
@@ -203,6 +269,9 @@ async fn call(state: &ApiState, request: Request<Body>) -> Result<Response, Micr
         )
     })?;
     let namespace = namespace(&parts.headers)?;
+    state
+        .authorize(&parts.headers, &namespace, &service, &endpoint)
+        .await?;
     let json = request_json(&parts.method, parts.uri.query(), &parts.headers, &bytes)?;
     let services = state.registry.lookup_local(&namespace, &service)?;
     let method = match services.first() {

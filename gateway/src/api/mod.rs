@@ -17,7 +17,7 @@ use micro_core::MicroError;
 /// The version this node reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-pub use call::{ApiState, BODY_LIMIT_DEFAULT};
+pub use call::{ApiState, AuthHook, AuthRequest, BODY_LIMIT_DEFAULT};
 pub use resolve::resolve;
 
 /// The router of the API listener.
@@ -227,6 +227,55 @@ mod tests {
             .body(Body::empty())
             .unwrap();
         assert_eq!(send(bad_ns).await.0, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn the_auth_hook_sees_the_resource_and_can_refuse() {
+        let replicator = Arc::new(micro_core::replicator::MemReplicator::new(Arc::new(
+            micro_core::SystemClock,
+        )));
+        let registry = micro_actors::RegistryHandle::new(replicator);
+        let hook: AuthHook = Arc::new(|req: AuthRequest| {
+            Box::pin(async move {
+                match req.token.as_deref() {
+                    None => Err(MicroError::new(
+                        "auth",
+                        Code::Unauthorized,
+                        "unauthorized request",
+                    )),
+                    Some("good")
+                        if req.service == "helloworld" && req.endpoint == "Helloworld.Call" =>
+                    {
+                        Ok(())
+                    }
+                    Some(_) => Err(MicroError::new(
+                        "auth",
+                        Code::Forbidden,
+                        "Forbidden request",
+                    )),
+                }
+            })
+        });
+        let app = api_router(ApiState::new(Arc::new(Fake), registry, 1024).with_auth(hook));
+        let request = |token: Option<&str>| {
+            let mut builder = Request::post("/helloworld/call");
+            if let Some(token) = token {
+                builder = builder.header("authorization", format!("Bearer {token}"));
+            }
+            builder.body(Body::from(r#"{"name":"A"}"#)).unwrap()
+        };
+        let status = |r: Request<Body>| {
+            let app = app.clone();
+            async move { app.oneshot(r).await.unwrap().status() }
+        };
+        assert_eq!(status(request(None)).await, StatusCode::UNAUTHORIZED);
+        assert_eq!(status(request(Some("bad"))).await, StatusCode::FORBIDDEN);
+        assert_eq!(status(request(Some("good"))).await, StatusCode::OK);
+        let cookie = Request::post("/helloworld/call")
+            .header("cookie", "a=b; micro-token=good")
+            .body(Body::from("{}"))
+            .unwrap();
+        assert_eq!(status(cookie).await, StatusCode::OK);
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 //! The helloworld binary as its own process against a three-node cluster (in this test
 //! process, memory storage): it registers through `MICRO_PROXY`, every node routes calls
-//! to it, and after SIGKILL its registration expires by TTL; a registry Watch sees the
+//! to it (gRPC and the HTTP api), and after SIGKILL its registration expires by TTL; a registry Watch sees the
 //! create and the delete.
 
 use std::collections::BTreeMap;
@@ -58,8 +58,8 @@ async fn cluster() -> Vec<RunningNode> {
 
 /// Starts the helloworld binary against `proxy`, re-registering every second with a
 /// 3-second TTL.
-fn spawn_process(proxy: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_helloworld"))
+fn spawn_process(proxy: &str) -> KillOnDrop {
+    let child = Command::new(env!("CARGO_BIN_EXE_helloworld"))
         .env("MICRO_PROXY", proxy)
         .env("MICRO_SERVICE_NAME", NAME)
         .env("MICRO_REGISTER_TTL", "3")
@@ -68,7 +68,18 @@ fn spawn_process(proxy: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("start the helloworld binary")
+        .expect("start the helloworld binary");
+    KillOnDrop(child)
+}
+
+/// The service process, killed when the test ends however it ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 async fn until<F: std::future::Future<Output = bool>>(
@@ -81,6 +92,24 @@ async fn until<F: std::future::Future<Output = bool>>(
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// `POST path` with a JSON body to the HTTP api at `addr`, as curl does; the reply body.
+async fn http_post(addr: &str, path: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default()
 }
 
 /// The next `delete` event of `watch` (within 5 s per event).
@@ -140,6 +169,20 @@ async fn a_process_service_registers_serves_everywhere_and_expires_after_sigkill
             .unwrap();
         assert_eq!(reply.msg, "Hello John");
     }
+    for node in &nodes {
+        let body = http_post(
+            &node.api_addr.to_string(),
+            // `/greeter/call` would be `Greeter.Call`: name the handler too.
+            &format!("/{NAME}/helloworld/call"),
+            r#"{"name":"John"}"#,
+        )
+        .await;
+        assert_eq!(
+            body, r#"{"msg":"Hello John"}"#,
+            "through the HTTP api of {}",
+            node.api_addr
+        );
+    }
     let created = tokio::time::timeout(Duration::from_secs(5), watch.next())
         .await
         .expect("the watch reports the registration")
@@ -150,8 +193,8 @@ async fn a_process_service_registers_serves_everywhere_and_expires_after_sigkill
         ("create", NAME)
     );
 
-    process.kill().unwrap();
-    process.wait().unwrap();
+    process.0.kill().unwrap();
+    process.0.wait().unwrap();
     let killed_at = Instant::now();
     for client in &clients {
         until(
