@@ -18,7 +18,8 @@ mod api;
 mod proxy;
 
 pub use api::{
-    ApiState, BODY_LIMIT_DEFAULT, VERSION, api_router, error_response, resolve, serve_api,
+    ApiState, AuthHook, AuthRequest, BODY_LIMIT_DEFAULT, VERSION, api_router, error_response,
+    resolve, serve_api,
 };
 
 pub use proxy::{

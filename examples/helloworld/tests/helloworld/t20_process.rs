@@ -112,6 +112,24 @@ async fn http_post(addr: &str, path: &str, body: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Every node's HTTP api routes `/greeter/helloworld/call` to the process.
+async fn answers_over_http(nodes: &[RunningNode]) {
+    for node in nodes {
+        let body = http_post(
+            &node.api_addr.to_string(),
+            // `/greeter/call` would be `Greeter.Call`: name the handler too.
+            &format!("/{NAME}/helloworld/call"),
+            r#"{"name":"John"}"#,
+        )
+        .await;
+        assert_eq!(
+            body, r#"{"msg":"Hello John"}"#,
+            "through the HTTP api of {}",
+            node.api_addr
+        );
+    }
+}
+
 /// The next `delete` event of `watch` (within 5 s per event).
 async fn next_delete(
     watch: &mut micro::ReplyStream<micro_core::registry::WatchEvent>,
@@ -169,20 +187,7 @@ async fn a_process_service_registers_serves_everywhere_and_expires_after_sigkill
             .unwrap();
         assert_eq!(reply.msg, "Hello John");
     }
-    for node in &nodes {
-        let body = http_post(
-            &node.api_addr.to_string(),
-            // `/greeter/call` would be `Greeter.Call`: name the handler too.
-            &format!("/{NAME}/helloworld/call"),
-            r#"{"name":"John"}"#,
-        )
-        .await;
-        assert_eq!(
-            body, r#"{"msg":"Hello John"}"#,
-            "through the HTTP api of {}",
-            node.api_addr
-        );
-    }
+    answers_over_http(&nodes).await;
     let created = tokio::time::timeout(Duration::from_secs(5), watch.next())
         .await
         .expect("the watch reports the registration")
