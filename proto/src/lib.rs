@@ -21,6 +21,7 @@ mod convert;
 pub mod raw;
 mod registry_convert;
 mod status;
+pub mod transcode;
 
 pub use convert::{
     cluster_status_to_wire, list_options, read_options, record_from_wire, record_to_wire,

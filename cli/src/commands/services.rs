@@ -14,10 +14,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use base64::Engine as _;
 use clap::Args;
 use futures::StreamExt;
-use micro_core::registry::{DESCRIPTOR_METADATA, PROTO_SERVICE_METADATA, Service};
+use micro_core::registry::Service;
 use micro_core::service::{CONTENT_JSON, CONTENT_PROTO, Call};
 use micro_core::{Code, MicroError, Namespace};
 use micro_proto::registry as reg;
@@ -168,11 +167,7 @@ impl Target {
                         continue;
                     };
                     let service = micro_proto::service_from_wire(service);
-                    let pool = service
-                        .metadata
-                        .get(DESCRIPTOR_METADATA)
-                        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
-                        .and_then(|bytes| DescriptorPool::decode(bytes.as_slice()).ok());
+                    let pool = micro_proto::transcode::descriptor_pool(&service);
                     return Ok(Self {
                         name: name.to_owned(),
                         namespace,
@@ -214,20 +209,7 @@ impl Target {
         let Some(pool) = &self.pool else {
             return Ok(None);
         };
-        let (handler, method) = endpoint
-            .split_once('.')
-            .ok_or_else(|| self.unknown_endpoint(endpoint))?;
-        let proto_service = self
-            .service
-            .metadata
-            .get(PROTO_SERVICE_METADATA)
-            .filter(|s| s.ends_with(&format!(".{handler}")) || s.as_str() == handler)
-            .cloned()
-            .unwrap_or_else(|| format!("{}.{handler}", self.name));
-        let found = pool
-            .get_service_by_name(&proto_service)
-            .or_else(|| pool.services().find(|s| s.name() == handler))
-            .and_then(|s| s.methods().find(|m| m.name() == method));
+        let found = micro_proto::transcode::find_method(pool, &self.service, &self.name, endpoint);
         found
             .map(Some)
             .ok_or_else(|| self.unknown_endpoint(endpoint))
@@ -291,26 +273,9 @@ impl Target {
 
 /// A protobuf reply as JSON (pretty for `call`, one line for `stream`).
 fn render(message: &MessageDescriptor, bytes: &[u8], pretty: bool) -> Result<String, CliError> {
-    let decoded = DynamicMessage::decode(message.clone(), bytes).map_err(|e| {
-        CliError::new(
-            crate::exit::OTHER,
-            format!("the reply is not a valid {}: {e}", message.full_name()),
-        )
-    })?;
-    let options = prost_reflect::SerializeOptions::new()
-        .use_proto_field_name(true)
-        .stringify_64_bit_integers(false);
-    let mut out = Vec::new();
-    let result = if pretty {
-        let mut ser = serde_json::Serializer::pretty(&mut out);
-        decoded.serialize_with_options(&mut ser, &options)
-    } else {
-        let mut ser = serde_json::Serializer::new(&mut out);
-        decoded.serialize_with_options(&mut ser, &options)
-    };
-    result
-        .map_err(|e| CliError::new(crate::exit::OTHER, format!("cannot print the reply: {e}")))?;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    micro_proto::transcode::reply_json(message, bytes, pretty)
+        .map(|json| String::from_utf8_lossy(&json).into_owned())
+        .map_err(|why| CliError::new(crate::exit::OTHER, why))
 }
 
 fn title(word: &str) -> String {

@@ -17,14 +17,13 @@ use std::sync::{Arc, Mutex};
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use futures::StreamExt;
 use micro_actors::RegistryHandle;
-use micro_core::registry::{DESCRIPTOR_METADATA, PROTO_SERVICE_METADATA, Service};
+use micro_core::registry::{DESCRIPTOR_METADATA, Service};
 use micro_core::service::{CONTENT_JSON, CONTENT_PROTO, Call, ServiceCaller};
 use micro_core::{Code, MicroError, Namespace};
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor, SerializeOptions};
+use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor};
 
 use crate::api::error_response;
 use crate::api::resolve::resolve;
@@ -143,10 +142,7 @@ impl ApiState {
         if let Some(pool) = pools.get(&key) {
             return Some(pool.clone());
         }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .ok()?;
-        let pool = DescriptorPool::decode(bytes.as_slice()).ok()?;
+        let pool = micro_proto::transcode::descriptor_pool(service)?;
         // Registrations change rarely; a bound keeps a churn of versions from growing it.
         if pools.len() >= 256 {
             pools.clear();
@@ -331,16 +327,8 @@ fn render(
     let Some(method) = method else {
         return Ok(reply);
     };
-    let message = DynamicMessage::decode(method.output(), reply.as_slice())
-        .map_err(|e| MicroError::new(service, Code::BadGateway, format!("invalid reply: {e}")))?;
-    let options = SerializeOptions::new()
-        .use_proto_field_name(true)
-        .stringify_64_bit_integers(false);
-    let mut out = Vec::new();
-    message
-        .serialize_with_options(&mut serde_json::Serializer::new(&mut out), &options)
-        .map_err(|e| MicroError::new(service, Code::Internal, e.to_string()))?;
-    Ok(out)
+    micro_proto::transcode::reply_json(&method.output(), &reply, false)
+        .map_err(|why| MicroError::new(service, Code::BadGateway, why))
 }
 
 /// The namespace of a request: `Micro-Namespace`, else `micro`.
@@ -366,17 +354,7 @@ fn find_method(
     let Some(pool) = state.pool(registered) else {
         return Ok(None);
     };
-    let (handler, method) = endpoint.split_once('.').unwrap_or((endpoint, ""));
-    let proto_service = registered
-        .metadata
-        .get(PROTO_SERVICE_METADATA)
-        .filter(|p| p.rsplit('.').next() == Some(handler))
-        .cloned()
-        .unwrap_or_else(|| format!("{service}.{handler}"));
-    let found = pool
-        .get_service_by_name(&proto_service)
-        .or_else(|| pool.services().find(|s| s.name() == handler))
-        .and_then(|s| s.methods().find(|m| m.name() == method));
+    let found = micro_proto::transcode::find_method(&pool, registered, service, endpoint);
     match found {
         Some(method) => Ok(Some(method)),
         None => {
