@@ -183,7 +183,19 @@ impl openraft::storage::RaftLogStorage<TypeConfig> for KvLogStore {
 
     async fn read_committed(&mut self) -> StorageResult<Option<LogId<u64>>> {
         let committed: Option<Option<LogId<u64>>> = self.read_meta(COMMITTED_KEY)?;
-        let committed = committed.flatten();
+        // The committed id is saved lazily, so after a restart it can trail what the
+        // state machine applied (and snapshotted). Whatever was applied was committed:
+        // report the later of the two, or openraft finds its snapshot ahead of its
+        // commit index and refuses to start.
+        let applied: Option<LogId<u64>> = match self
+            .kv
+            .get(Space::Meta, crate::state_machine::LAST_APPLIED_KEY)
+            .map_err(|e| StorageIOError::read(&e))?
+        {
+            Some(bytes) => decode(&bytes).map_err(StorageIOError::read)?,
+            None => None,
+        };
+        let committed = committed.flatten().max(applied);
         if let Some(log_id) = committed {
             self.committed_index
                 .fetch_max(log_id.index, Ordering::Relaxed);

@@ -25,7 +25,7 @@ use crate::codec::{decode, decode_checked, encode, encode_checked};
 use crate::proposal::{Outcomes, Proposal};
 use crate::{Flusher, TypeConfig};
 
-const LAST_APPLIED_KEY: &[u8] = b"raft_last_applied";
+pub(crate) const LAST_APPLIED_KEY: &[u8] = b"raft_last_applied";
 const MEMBERSHIP_KEY: &[u8] = b"raft_membership";
 const SNAPSHOT_KEY: &[u8] = b"current";
 
