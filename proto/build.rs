@@ -5,7 +5,8 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const FILES: [&str; 7] = [
+const FILES: [&str; 8] = [
+    "auth/auth.proto",
     "registry/registry.proto",
     "runtime/runtime.proto",
     "store/store.proto",

@@ -34,12 +34,14 @@
 //! # });
 //! ```
 
+pub mod auth;
 pub mod registry;
 pub mod router;
 pub mod runtime;
 pub mod store;
 pub mod supervisor;
 
+pub use auth::AuthHandle;
 pub use registry::RegistryHandle;
 pub use router::Router;
 pub use runtime::RuntimeHandle;

@@ -10,6 +10,7 @@
 //!                       state::apply(KvBackend, Request) ── pure, deterministic
 //! ```
 //!
+//! - [`auth`]: accounts, rules and the access decisions made from them.
 //! - [`error`]: `Code` and the micro error `{id, code, detail, status}`.
 //! - [`namespace`]: the tenant every request and every durable key belongs to.
 //! - [`store`]: records, queries and their validation.
@@ -31,6 +32,7 @@
 //! assert_eq!(kv.get(Space::Store, b"k").unwrap(), Some(b"v".to_vec()));
 //! ```
 
+pub mod auth;
 pub mod clock;
 pub mod cluster;
 pub mod error;

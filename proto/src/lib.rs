@@ -55,6 +55,10 @@ macro_rules! package {
 }
 
 package!(
+    /// Package `auth`: `/auth.Auth/*`, `/auth.Accounts/*`, `/auth.Rules/*`.
+    auth
+);
+package!(
     /// Package `store`: `/store.Store/*` and `/store.BlobStore/*`.
     store
 );

@@ -24,11 +24,13 @@ pub enum Space {
     Registry,
     /// The runtime's desired state.
     Runtime,
+    /// Auth: accounts, rules and the cluster's signing keys.
+    Auth,
 }
 
 impl Space {
     /// Every space, in a fixed order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Log,
         Self::Raft,
         Self::Meta,
@@ -36,10 +38,17 @@ impl Space {
         Self::Snapshot,
         Self::Registry,
         Self::Runtime,
+        Self::Auth,
     ];
 
     /// The spaces that make up the replicated state machine (what a snapshot carries).
-    pub const STATE: [Self; 4] = [Self::Meta, Self::Store, Self::Registry, Self::Runtime];
+    pub const STATE: [Self; 5] = [
+        Self::Meta,
+        Self::Store,
+        Self::Registry,
+        Self::Runtime,
+        Self::Auth,
+    ];
 
     /// The stable name of the space (the RocksDB column family name).
     pub fn name(self) -> &'static str {
@@ -51,6 +60,7 @@ impl Space {
             Self::Snapshot => "snapshot",
             Self::Registry => "registry",
             Self::Runtime => "runtime",
+            Self::Auth => "auth",
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::state::keys::{
     self, EXPIRY_TAG, LOG_TIME_KEY, StoredRecord, catalogue_key, decode, encode, expiry_key,
     record_key,
 };
-use crate::state::{Command, Request, Response, services};
+use crate::state::{Command, Request, Response, auth, services};
 use crate::store::{Record, TablePath};
 
 /// The most expired records one tick purges; the rest wait for the next tick (reads
@@ -71,6 +71,24 @@ pub fn apply(kv: &dyn KvBackend, request: &Request) -> Result<Applied, KvError> 
             version,
             node_ids,
         } => services::deregister(kv, namespace, name, version, node_ids, &mut batch)?,
+        Command::AuthBootstrap { keys, admin } => auth::bootstrap(kv, keys, admin, &mut batch)?,
+        Command::AuthAccountCreate { namespace, account } => {
+            auth::account_create(kv, namespace, account, &mut batch)?
+        }
+        Command::AuthAccountUpdate {
+            namespace,
+            account,
+            revision,
+        } => auth::account_update(kv, namespace, account, *revision, &mut batch)?,
+        Command::AuthAccountDelete { namespace, id } => {
+            auth::account_delete(kv, namespace, id, &mut batch)?
+        }
+        Command::AuthRulePut { namespace, rule } => {
+            auth::rule_put(kv, namespace, rule, &mut batch)?
+        }
+        Command::AuthRuleDelete { namespace, id } => {
+            auth::rule_delete(kv, namespace, id, &mut batch)?
+        }
         Command::RuntimeUpsert { namespace, service } => {
             services::runtime_upsert(namespace, service, now, &mut batch)
         }

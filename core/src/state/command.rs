@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{Rule, SigningKeys, StoredAccount};
 use crate::namespace::Namespace;
 use crate::registry::Registration;
 use crate::runtime::RuntimeService;
@@ -60,6 +61,50 @@ pub enum Command {
         /// Service version.
         version: String,
     },
+    /// Stores the cluster's signing keys and its first admin, once.
+    AuthBootstrap {
+        /// The key pair.
+        keys: SigningKeys,
+        /// The admin of namespace `micro`, secret already hashed.
+        admin: StoredAccount,
+    },
+    /// Creates an account unless its id or name is taken.
+    AuthAccountCreate {
+        /// Its namespace.
+        namespace: Namespace,
+        /// The account, secret already hashed.
+        account: StoredAccount,
+    },
+    /// Replaces an account if it is still at `revision`.
+    AuthAccountUpdate {
+        /// Its namespace.
+        namespace: Namespace,
+        /// The new account (its revision one more than `revision`).
+        account: StoredAccount,
+        /// The revision the change was made from.
+        revision: u64,
+    },
+    /// Deletes an account.
+    AuthAccountDelete {
+        /// Its namespace.
+        namespace: Namespace,
+        /// The account id.
+        id: String,
+    },
+    /// Creates or replaces a rule.
+    AuthRulePut {
+        /// Its namespace.
+        namespace: Namespace,
+        /// The rule.
+        rule: Rule,
+    },
+    /// Deletes a rule.
+    AuthRuleDelete {
+        /// Its namespace.
+        namespace: Namespace,
+        /// The rule id.
+        id: String,
+    },
 }
 
 /// A log entry's payload: a command stamped with the proposing leader's wall time.
@@ -86,5 +131,10 @@ pub enum Response {
     Ticked {
         /// Records purged.
         purged: u64,
+    },
+    /// A conditional command found its condition false and changed nothing.
+    Refused {
+        /// Why, for the caller.
+        reason: String,
     },
 }

@@ -14,6 +14,7 @@
 //! written; ticks also purge expired records.
 
 mod apply;
+mod auth;
 mod command;
 mod keys;
 mod reader;

@@ -57,6 +57,33 @@ impl StateReader {
         crate::state::services::runtime_services(self.kv.as_ref(), namespace)
     }
 
+    /// The account `id` of `namespace`, as stored (with its secret's hash).
+    pub fn auth_account(
+        &self,
+        namespace: &Namespace,
+        id: &str,
+    ) -> Result<Option<crate::auth::StoredAccount>, KvError> {
+        crate::state::auth::account(self.kv.as_ref(), namespace, id)
+    }
+
+    /// Every account of `namespace`.
+    pub fn auth_accounts(
+        &self,
+        namespace: &Namespace,
+    ) -> Result<Vec<crate::auth::StoredAccount>, KvError> {
+        crate::state::auth::accounts(self.kv.as_ref(), namespace)
+    }
+
+    /// The rules of `namespace` (`default` alone until the first rule change).
+    pub fn auth_rules(&self, namespace: &Namespace) -> Result<Vec<crate::auth::Rule>, KvError> {
+        crate::state::auth::rules(self.kv.as_ref(), namespace)
+    }
+
+    /// The cluster's signing keys, once bootstrapped.
+    pub fn auth_keys(&self) -> Result<Option<crate::auth::SigningKeys>, KvError> {
+        crate::state::auth::keys(self.kv.as_ref())
+    }
+
     /// Reads one record exactly, or the records matching a prefix and/or suffix. An
     /// exact read of a missing or expired key is `NotFound`; a scan may return nothing.
     pub fn store_read(

@@ -34,7 +34,7 @@ pub(crate) struct StoredNode {
     expires_at_ms: Option<u64>,
 }
 
-fn key(tag: u8, names: &[&str]) -> Vec<u8> {
+pub(crate) fn key(tag: u8, names: &[&str]) -> Vec<u8> {
     let mut out = vec![tag];
     for name in names {
         // Names are validated to at most 255 bytes before they are proposed.

@@ -1,0 +1,501 @@
+//! Auth for a node: accounts, tokens and rules over the replicated state, and the checks
+//! every door (proxy, HTTP api) makes.
+//!
+//! ```text
+//! Token(id|name, secret) ─ read barrier ─ argon2 verify ─ propose refresh digest ─> JWT + refresh
+//! Bearer JWT ─ RS256 verify with the cluster key (cached once) ─ account still in the
+//!            locally applied state? ─> Account            (no Raft round trip per request)
+//! check(account, namespace, resource) ─ rules as applied on this node ─> allow / 401 / 403
+//! ```
+//!
+//! Rules and accounts are read from the local state on every check, so a rule change or
+//! an account deletion takes effect on a node as soon as the node applies it.
+
+pub mod crypto;
+
+use std::sync::{Arc, OnceLock};
+
+use micro_core::auth::{
+    ADMIN_DEFAULT_PASSWORD, ADMIN_ID, Account, AuthError, REFRESH_TOKENS_MAX, Resource, Rule,
+    SCOPE_ADMIN, StoredAccount, TYPE_USER, authorize, authorize_admin, verify_access,
+};
+use micro_core::replicator::{ReplicaError, Replicator};
+use micro_core::state::{Command, Response};
+use micro_core::{Clock, HasCode, Namespace};
+
+use crate::auth::crypto::Keys;
+
+/// An access token's lifetime when the request names none (seconds).
+pub const TOKEN_TTL_DEFAULT_SECS: u64 = 3600;
+/// The longest access token lifetime granted (seconds).
+pub const TOKEN_TTL_MAX_SECS: u64 = 24 * 3600;
+
+/// A new account's fields, as `Auth.Generate` receives them.
+#[derive(Debug, Clone, Default)]
+pub struct NewAccount {
+    /// Its id (required).
+    pub id: String,
+    /// Its secret; a random one when empty.
+    pub secret: String,
+    /// `user` (default) or `service`.
+    pub kind: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// Its labels.
+    pub metadata: std::collections::BTreeMap<String, String>,
+    /// A second login name.
+    pub name: String,
+}
+
+/// An issued token pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The RS256 JWT.
+    pub access_token: String,
+    /// The opaque refresh token.
+    pub refresh_token: String,
+    /// Issued at (Unix seconds).
+    pub created: i64,
+    /// Expires at (Unix seconds).
+    pub expiry: i64,
+}
+
+/// How a client proves who it is to `Auth.Token`.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// An account id or name and its secret.
+    Secret {
+        /// Id or name.
+        id: String,
+        /// The secret.
+        secret: String,
+    },
+    /// A refresh token from an earlier login.
+    Refresh(String),
+}
+
+/// The auth engine of a node; cheap to clone.
+#[derive(Clone)]
+pub struct AuthHandle {
+    replicator: Arc<dyn Replicator>,
+    clock: Arc<dyn Clock>,
+    keys: Arc<OnceLock<Keys>>,
+}
+
+impl std::fmt::Debug for AuthHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthHandle").finish_non_exhaustive()
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // a `map_err` adaptor
+fn replica(err: ReplicaError) -> AuthError {
+    match err.code() {
+        micro_core::Code::BadRequest => AuthError::Invalid(err.to_string()),
+        _ => AuthError::Unavailable(err.to_string()),
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // a `map_err` adaptor
+fn kv(err: micro_core::kv::KvError) -> AuthError {
+    AuthError::Unavailable(format!("reading auth state: {}", err.0))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+) -> Result<T, AuthError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AuthError::Unavailable(format!("auth worker failed: {e}")))?
+}
+
+impl AuthHandle {
+    /// Auth over `replicator`'s state, with `clock` for token times.
+    pub fn new(replicator: Arc<dyn Replicator>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            replicator,
+            clock,
+            keys: Arc::default(),
+        }
+    }
+
+    /// Creates the cluster's key pair and the `admin` account of namespace `micro` with
+    /// `admin_password`, unless a bootstrap already happened (then does nothing).
+    /// Returns whether this call bootstrapped.
+    pub async fn bootstrap(&self, admin_password: &str) -> Result<bool, AuthError> {
+        if self.replicator.reader().auth_keys().map_err(kv)?.is_some() {
+            return Ok(false);
+        }
+        let password = admin_password.to_owned();
+        let (keys, hash) =
+            blocking(move || Ok((crypto::generate_keys()?, crypto::hash_secret(&password)?)))
+                .await?;
+        let admin = StoredAccount {
+            account: Account {
+                id: ADMIN_ID.to_owned(),
+                kind: TYPE_USER.to_owned(),
+                scopes: vec![SCOPE_ADMIN.to_owned()],
+                issuer: micro_core::namespace::DEFAULT_NAMESPACE.to_owned(),
+                ..Account::default()
+            },
+            secret_hash: hash,
+            revision: 0,
+            refresh: Vec::new(),
+        };
+        let response = self
+            .replicator
+            .propose(Command::AuthBootstrap { keys, admin })
+            .await
+            .map_err(replica)?;
+        Ok(response == Response::Done)
+    }
+
+    /// Whether `admin` of `micro` still has the default password (worth a warning).
+    pub async fn admin_has_default_password(&self) -> bool {
+        let Ok(Some(admin)) = self
+            .replicator
+            .reader()
+            .auth_account(&Namespace::default(), ADMIN_ID)
+        else {
+            return false;
+        };
+        blocking(move || {
+            Ok(crypto::secret_matches(
+                ADMIN_DEFAULT_PASSWORD,
+                &admin.secret_hash,
+            ))
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    fn keys(&self) -> Result<&Keys, AuthError> {
+        if let Some(keys) = self.keys.get() {
+            return Ok(keys);
+        }
+        let stored = self.replicator.reader().auth_keys().map_err(kv)?;
+        let stored = stored.ok_or_else(|| {
+            AuthError::Unavailable("auth is not bootstrapped yet; retry in a moment".to_owned())
+        })?;
+        // The keys never change once stored, so the first load is kept for good.
+        Ok(self.keys.get_or_init(|| Keys::new(&stored)))
+    }
+
+    /// The account behind a bearer token: its signature and expiry hold and the account
+    /// still exists on this node. Any failure is `Unauthorized`.
+    pub fn verify(&self, token: &str) -> Result<Account, AuthError> {
+        let account = self.keys()?.verify(token, self.now_secs())?;
+        let namespace = Namespace::new(account.issuer.as_str())
+            .map_err(|e| AuthError::Unauthorized(e.to_string()))?;
+        let stored = self
+            .replicator
+            .reader()
+            .auth_account(&namespace, &account.id)
+            .map_err(kv)?;
+        if stored.is_none() {
+            return Err(AuthError::Unauthorized(format!(
+                "account {} of namespace {namespace} no longer exists: {}",
+                account.id,
+                micro_core::auth::LOGIN_HINT
+            )));
+        }
+        Ok(account)
+    }
+
+    /// Whether `account` (or nobody) may call `resource` in `namespace`, by the rules
+    /// this node has applied.
+    pub fn check(
+        &self,
+        account: Option<&Account>,
+        namespace: &Namespace,
+        resource: &Resource,
+    ) -> Result<(), AuthError> {
+        let rules = self.replicator.reader().auth_rules(namespace).map_err(kv)?;
+        verify_access(&rules, account, resource, namespace.as_str())
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.clock.now_ms() / 1000
+    }
+
+    /// Creates an account in `namespace` (caller must administer it) and returns it with
+    /// its secret, the only time the secret is ever shown.
+    pub async fn generate(
+        &self,
+        caller: Option<&Account>,
+        namespace: &Namespace,
+        new: NewAccount,
+    ) -> Result<(Account, String), AuthError> {
+        authorize_admin(caller, namespace.as_str())?;
+        let account = Account {
+            id: new.id,
+            kind: if new.kind.is_empty() {
+                TYPE_USER.to_owned()
+            } else {
+                new.kind
+            },
+            metadata: new.metadata,
+            scopes: new.scopes,
+            issuer: namespace.to_string(),
+            name: new.name,
+        };
+        account.validate()?;
+        let secret = if new.secret.is_empty() {
+            crypto::random_secret()?
+        } else {
+            new.secret
+        };
+        let to_hash = secret.clone();
+        let secret_hash = blocking(move || crypto::hash_secret(&to_hash)).await?;
+        let stored = StoredAccount {
+            account: account.clone(),
+            secret_hash,
+            revision: 0,
+            refresh: Vec::new(),
+        };
+        let command = Command::AuthAccountCreate {
+            namespace: namespace.clone(),
+            account: stored,
+        };
+        match self.replicator.propose(command).await.map_err(replica)? {
+            Response::Refused { reason } => Err(AuthError::Conflict(reason)),
+            _ => Ok((account, secret)),
+        }
+    }
+
+    fn find_account(
+        &self,
+        namespace: &Namespace,
+        id_or_name: &str,
+    ) -> Result<Option<StoredAccount>, AuthError> {
+        let reader = self.replicator.reader();
+        if let Some(found) = reader.auth_account(namespace, id_or_name).map_err(kv)? {
+            return Ok(Some(found));
+        }
+        Ok(reader
+            .auth_accounts(namespace)
+            .map_err(kv)?
+            .into_iter()
+            .find(|s| !s.account.name.is_empty() && s.account.name == id_or_name))
+    }
+
+    /// Issues a token pair for `namespace` (`Auth.Token`): a login with a secret records
+    /// a new refresh token; a refresh token is honoured while its account lives and its
+    /// secret is unchanged.
+    pub async fn token(
+        &self,
+        namespace: &Namespace,
+        credentials: Credentials,
+        ttl_secs: u64,
+    ) -> Result<Token, AuthError> {
+        let denied = || {
+            AuthError::Unauthorized(format!("wrong account or secret for namespace {namespace}"))
+        };
+        self.replicator.read_barrier().await.map_err(replica)?;
+        let (account, refresh) = match credentials {
+            Credentials::Refresh(token) => {
+                let (ns, id) = crypto::refresh_token_owner(&token).ok_or_else(denied)?;
+                let ns = Namespace::new(ns).map_err(|_| denied())?;
+                let stored = self.find_account(&ns, &id)?.ok_or_else(denied)?;
+                if !stored.refresh.contains(&crypto::digest(&token)) {
+                    return Err(AuthError::Unauthorized(
+                        "the refresh token is no longer valid: log in again".to_owned(),
+                    ));
+                }
+                (stored.account, token)
+            }
+            Credentials::Secret { id, secret } => {
+                let stored = self.find_account(namespace, &id)?.ok_or_else(denied)?;
+                let hash = stored.secret_hash.clone();
+                if !blocking(move || Ok(crypto::secret_matches(&secret, &hash))).await? {
+                    return Err(denied());
+                }
+                let refresh = self.grant_refresh(namespace, stored.clone()).await?;
+                (stored.account, refresh)
+            }
+        };
+        let ttl = match ttl_secs {
+            0 => TOKEN_TTL_DEFAULT_SECS,
+            n => n.min(TOKEN_TTL_MAX_SECS),
+        };
+        let now = self.now_secs();
+        let access_token = self.keys()?.sign(&account, now, ttl)?;
+        let secs = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        Ok(Token {
+            access_token,
+            refresh_token: refresh,
+            created: secs(now),
+            expiry: secs(now.saturating_add(ttl)),
+        })
+    }
+
+    async fn grant_refresh(
+        &self,
+        namespace: &Namespace,
+        mut stored: StoredAccount,
+    ) -> Result<String, AuthError> {
+        let token = crypto::new_refresh_token(namespace.as_str(), &stored.account.id)?;
+        // A racing change of the same account makes the update refuse; re-read and retry.
+        for _ in 0..5 {
+            let revision = stored.revision;
+            stored.revision += 1;
+            stored.refresh.push(crypto::digest(&token));
+            let excess = stored.refresh.len().saturating_sub(REFRESH_TOKENS_MAX);
+            stored.refresh.drain(..excess);
+            let id = stored.account.id.clone();
+            let command = Command::AuthAccountUpdate {
+                namespace: namespace.clone(),
+                account: stored,
+                revision,
+            };
+            match self.replicator.propose(command).await.map_err(replica)? {
+                Response::Refused { .. } => {
+                    stored = self.find_account(namespace, &id)?.ok_or_else(|| {
+                        AuthError::Unauthorized(format!("account {id} was deleted"))
+                    })?;
+                }
+                _ => return Ok(token),
+            }
+        }
+        Err(AuthError::Unavailable(
+            "the account kept changing; retry".to_owned(),
+        ))
+    }
+
+    /// The accounts of `namespace`, without secrets (caller must administer it).
+    pub fn list_accounts(
+        &self,
+        caller: Option<&Account>,
+        namespace: &Namespace,
+    ) -> Result<Vec<Account>, AuthError> {
+        authorize_admin(caller, namespace.as_str())?;
+        let accounts = self
+            .replicator
+            .reader()
+            .auth_accounts(namespace)
+            .map_err(kv)?;
+        Ok(accounts.into_iter().map(|s| s.account).collect())
+    }
+
+    /// Deletes an account (caller must administer the namespace, and not be it).
+    pub async fn delete_account(
+        &self,
+        caller: Option<&Account>,
+        namespace: &Namespace,
+        id: &str,
+    ) -> Result<(), AuthError> {
+        authorize_admin(caller, namespace.as_str())?;
+        if caller.is_some_and(|c| c.id == id && c.issuer == namespace.as_str()) {
+            return Err(AuthError::Invalid(
+                "you cannot delete your own account".to_owned(),
+            ));
+        }
+        let command = Command::AuthAccountDelete {
+            namespace: namespace.clone(),
+            id: id.to_owned(),
+        };
+        match self.replicator.propose(command).await.map_err(replica)? {
+            Response::Deleted { existed: false } => Err(AuthError::NotFound(format!(
+                "account {id} does not exist in namespace {namespace}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Changes an account's secret, voiding its refresh tokens. The old secret is needed
+    /// unless the caller is a `micro` admin or a service account of the namespace.
+    pub async fn change_secret(
+        &self,
+        caller: Option<&Account>,
+        namespace: &Namespace,
+        id: &str,
+        old_secret: &str,
+        new_secret: &str,
+    ) -> Result<(), AuthError> {
+        if new_secret.is_empty() {
+            return Err(AuthError::Invalid("the new secret is empty".to_owned()));
+        }
+        self.replicator.read_barrier().await.map_err(replica)?;
+        let mut stored = self.find_account(namespace, id)?.ok_or_else(|| {
+            AuthError::NotFound(format!(
+                "account {id} does not exist in namespace {namespace}"
+            ))
+        })?;
+        let privileged = caller.is_some_and(|c| {
+            (c.issuer == micro_core::namespace::DEFAULT_NAMESPACE && c.has_scope(SCOPE_ADMIN))
+                || (c.issuer == namespace.as_str() && c.kind == micro_core::auth::TYPE_SERVICE)
+        });
+        if !privileged {
+            let (old, hash) = (old_secret.to_owned(), stored.secret_hash.clone());
+            if !blocking(move || Ok(crypto::secret_matches(&old, &hash))).await? {
+                return Err(AuthError::Unauthorized(
+                    "the old secret is wrong".to_owned(),
+                ));
+            }
+        }
+        let new = new_secret.to_owned();
+        stored.secret_hash = blocking(move || crypto::hash_secret(&new)).await?;
+        stored.refresh.clear();
+        let revision = stored.revision;
+        stored.revision += 1;
+        let command = Command::AuthAccountUpdate {
+            namespace: namespace.clone(),
+            account: stored,
+            revision,
+        };
+        match self.replicator.propose(command).await.map_err(replica)? {
+            Response::Refused { reason } => Err(AuthError::Conflict(reason)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The rules of `namespace` (any account of it may list them).
+    pub fn list_rules(
+        &self,
+        caller: Option<&Account>,
+        namespace: &Namespace,
+    ) -> Result<Vec<Rule>, AuthError> {
+        authorize(caller, namespace.as_str())?;
+        self.replicator.reader().auth_rules(namespace).map_err(kv)
+    }
+
+    /// Creates or replaces a rule (caller must administer the namespace).
+    pub async fn create_rule(
+        &self,
+        caller: Option<&Account>,
+        namespace: &Namespace,
+        rule: Rule,
+    ) -> Result<(), AuthError> {
+        authorize_admin(caller, namespace.as_str())?;
+        rule.validate()?;
+        let command = Command::AuthRulePut {
+            namespace: namespace.clone(),
+            rule,
+        };
+        self.replicator.propose(command).await.map_err(replica)?;
+        Ok(())
+    }
+
+    /// Deletes a rule (caller must administer the namespace).
+    pub async fn delete_rule(
+        &self,
+        caller: Option<&Account>,
+        namespace: &Namespace,
+        id: &str,
+    ) -> Result<(), AuthError> {
+        authorize_admin(caller, namespace.as_str())?;
+        let command = Command::AuthRuleDelete {
+            namespace: namespace.clone(),
+            id: id.to_owned(),
+        };
+        match self.replicator.propose(command).await.map_err(replica)? {
+            Response::Deleted { existed: false } => Err(AuthError::NotFound(format!(
+                "rule {id} does not exist in namespace {namespace}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
