@@ -3,6 +3,9 @@
 use std::time::Duration;
 
 use micro_core::Namespace;
+use micro_proto::auth::accounts_client::AccountsClient;
+use micro_proto::auth::auth_client::AuthClient;
+use micro_proto::auth::rules_client::RulesClient;
 use micro_proto::cluster::cluster_client::ClusterClient;
 use micro_proto::registry::registry_client::RegistryClient;
 use micro_proto::runtime::runtime_client::RuntimeClient;
@@ -22,6 +25,7 @@ pub struct Client {
     proxy: String,
     channel: Channel,
     namespace: Namespace,
+    token: Option<String>,
 }
 
 impl Client {
@@ -45,10 +49,36 @@ impl Client {
             proxy: proxy.to_owned(),
             channel,
             namespace,
+            token: None,
         })
     }
 
-    /// A request carrying the namespace.
+    /// The same connection, sending `token` (an access token) with every request.
+    #[must_use]
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token;
+        self
+    }
+
+    /// The access token requests carry, if logged in.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// `metadata` with the caller's token added as `authorization` (for raw calls).
+    pub fn with_auth_metadata(
+        &self,
+        mut metadata: std::collections::BTreeMap<String, String>,
+    ) -> std::collections::BTreeMap<String, String> {
+        if let Some(token) = &self.token {
+            metadata
+                .entry("authorization".to_owned())
+                .or_insert_with(|| format!("Bearer {token}"));
+        }
+        metadata
+    }
+
+    /// A request carrying the namespace and, when logged in, the access token.
     pub fn request<T>(&self, body: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(body);
         let value = self
@@ -59,7 +89,27 @@ impl Client {
         request
             .metadata_mut()
             .insert(micro_gateway::NAMESPACE_HEADER, value);
+        if let Some(token) = &self.token
+            && let Ok(value) = format!("Bearer {token}").parse()
+        {
+            request.metadata_mut().insert("authorization", value);
+        }
         request
+    }
+
+    /// The `auth.Auth` service (login, inspect, generate).
+    pub fn auth(&self) -> AuthClient<Channel> {
+        AuthClient::new(self.channel.clone())
+    }
+
+    /// The `auth.Accounts` service.
+    pub fn accounts(&self) -> AccountsClient<Channel> {
+        AccountsClient::new(self.channel.clone())
+    }
+
+    /// The `auth.Rules` service.
+    pub fn rules(&self) -> RulesClient<Channel> {
+        RulesClient::new(self.channel.clone())
     }
 
     /// A request carrying the namespace and, for a stale read, `Micro-Consistency: stale`.

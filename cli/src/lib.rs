@@ -16,6 +16,7 @@ pub mod commands;
 pub mod duration;
 pub mod exit;
 pub mod node;
+pub mod session;
 
 pub use builtins::builtins;
 pub use commands::{cli_main, node_main};

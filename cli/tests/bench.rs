@@ -32,6 +32,7 @@ async fn start() -> (tempfile::TempDir, RunningNode, Client) {
         seed: Some(7),
         tune_raft: None,
         builtins: micro_cli::builtins(),
+        enforce_auth: true,
     };
     let node = start_node(&config, deps).await.expect("start the node");
     let namespace = Namespace::new("micro").expect("a valid namespace");

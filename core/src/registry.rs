@@ -215,6 +215,9 @@ pub fn diff(before: &[Service], after: &[Service], timestamp: i64) -> Vec<WatchE
     events
 }
 
+/// The services every node serves for every namespace, registered in `micro` only.
+pub const CORE_SERVICE_NAMES: [&str; 5] = ["auth", "cluster", "registry", "runtime", "store"];
+
 #[cfg(test)]
 mod tests {
     use super::*;

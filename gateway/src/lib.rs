@@ -18,12 +18,13 @@ mod api;
 mod proxy;
 
 pub use api::{
-    ApiState, AuthHook, AuthRequest, BODY_LIMIT_DEFAULT, VERSION, api_router, error_response,
-    resolve, serve_api,
+    ApiState, AuthHook, AuthRequest, BODY_LIMIT_DEFAULT, VERSION, api_router, auth_hook,
+    error_response, resolve, serve_api,
 };
 
 pub use proxy::{
-    CONSISTENCY_HEADER, ClusterService, DebugService, Dial, GrpcRemote, MESSAGE_LEN_MAX,
-    NAMESPACE_HEADER, ProxyDeps, RegistryService, RuntimeService, StoreService, consistency_of,
+    AuthService, CONSISTENCY_HEADER, Caller, ClusterService, DebugService, Dial, EXEMPT,
+    GrpcRemote, MESSAGE_LEN_MAX, NAMESPACE_HEADER, ProxyDeps, RegistryService, RuntimeService,
+    StoreService, account_to_wire, bearer, caller_of, consistency_of, identify, namespace_from,
     namespace_of, serve_proxy,
 };

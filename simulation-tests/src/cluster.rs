@@ -60,6 +60,7 @@ fn node_config(plan: &Plan, id: u64, snapshot_every: u64) -> NodeConfig {
         standby: !founder,
         snapshot_every,
         body_limit: micro_cli::node::BODY_LIMIT_DEFAULT,
+        admin_password: micro_cli::node::Secret("micro".to_owned()),
     }
 }
 
@@ -114,6 +115,7 @@ impl<'a> SimCluster<'a> {
                     seed: Some(raft_seed),
                     tune_raft: Some(Box::new(move |raft| raft.bug = bug)),
                     builtins: micro_cli::builtins(),
+                    enforce_auth: false,
                 };
                 let node = start_node(&config, deps).await.map_err(|e| e.to_string())?;
                 registry

@@ -144,7 +144,10 @@ impl AuthHandle {
         };
         let response = self
             .replicator
-            .propose(Command::AuthBootstrap { keys, admin })
+            .propose(Command::AuthBootstrap {
+                keys,
+                admin: Box::new(admin),
+            })
             .await
             .map_err(replica)?;
         Ok(response == Response::Done)
@@ -255,7 +258,7 @@ impl AuthHandle {
         };
         let command = Command::AuthAccountCreate {
             namespace: namespace.clone(),
-            account: stored,
+            account: Box::new(stored),
         };
         match self.replicator.propose(command).await.map_err(replica)? {
             Response::Refused { reason } => Err(AuthError::Conflict(reason)),
@@ -345,7 +348,7 @@ impl AuthHandle {
             let id = stored.account.id.clone();
             let command = Command::AuthAccountUpdate {
                 namespace: namespace.clone(),
-                account: stored,
+                account: Box::new(stored),
                 revision,
             };
             match self.replicator.propose(command).await.map_err(replica)? {
@@ -440,7 +443,7 @@ impl AuthHandle {
         stored.revision += 1;
         let command = Command::AuthAccountUpdate {
             namespace: namespace.clone(),
-            account: stored,
+            account: Box::new(stored),
             revision,
         };
         match self.replicator.propose(command).await.map_err(replica)? {

@@ -126,8 +126,27 @@ impl RegistryHandle {
     }
 
     /// The services this node has applied, without a read barrier (for routing), as
-    /// seen at most [`LOOKUP_CACHE_TTL`] ago.
+    /// seen at most [`LOOKUP_CACHE_TTL`] ago. A core service (see
+    /// [`micro_core::registry::CORE_SERVICE_NAMES`]) that `namespace` lacks is looked up
+    /// in `micro`, where the nodes register them, so a caller of namespace `a` reaches
+    /// `store` (which then checks the caller itself). Other services never cross
+    /// namespaces.
     pub fn lookup_local(
+        &self,
+        namespace: &Namespace,
+        name: &str,
+    ) -> Result<Arc<Vec<Service>>, MicroError> {
+        let found = self.lookup_exact(namespace, name)?;
+        if found.is_empty()
+            && *namespace != Namespace::default()
+            && micro_core::registry::CORE_SERVICE_NAMES.contains(&name)
+        {
+            return self.lookup_exact(&Namespace::default(), name);
+        }
+        Ok(found)
+    }
+
+    fn lookup_exact(
         &self,
         namespace: &Namespace,
         name: &str,

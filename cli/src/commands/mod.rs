@@ -1,5 +1,6 @@
 //! The commands of `micro` and the entry points of both binaries.
 
+mod auth;
 pub mod bench;
 pub mod bench_call;
 mod cluster;
@@ -29,9 +30,10 @@ pub struct Cli {
         default_value = "127.0.0.1:8081"
     )]
     pub proxy: String,
-    /// The namespace to act in
-    #[arg(long, global = true, env = "MICRO_NAMESPACE", default_value = "micro")]
-    pub namespace: String,
+    /// The namespace to act in [default: the one `micro user namespace set` chose, else
+    /// micro]
+    #[arg(long, global = true, env = "MICRO_NAMESPACE")]
+    pub namespace: Option<String>,
     /// What to do
     #[command(subcommand)]
     pub command: Command,
@@ -65,6 +67,20 @@ pub enum Command {
     /// Any registered service: `micro SERVICE [ENDPOINT] --field=value`
     #[command(external_subcommand)]
     Dynamic(Vec<String>),
+    /// Log in: keep tokens for this proxy and namespace under ~/.micro
+    Login(auth::LoginArgs),
+    /// Forget the login for this proxy and namespace
+    Logout,
+    /// Show who you are logged in as; `user token`, `user namespace [set NS]`
+    #[command(after_help = "Example:\n  micro user token")]
+    User {
+        /// What to show or change
+        #[command(subcommand)]
+        command: Option<auth::UserCommand>,
+    },
+    /// Manage accounts and access rules
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
     /// Measure throughput and latency through the proxy
     #[command(
         subcommand,
@@ -160,9 +176,13 @@ pub fn node_main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let connect = || async {
-        let namespace =
-            Namespace::new(cli.namespace.clone()).map_err(|e| CliError::usage(e.to_string()))?;
-        Client::connect(&cli.proxy, namespace).await
+        let name = match &cli.namespace {
+            Some(name) => name.clone(),
+            None => crate::session::current_namespace(&cli.proxy)?
+                .unwrap_or_else(|| micro_core::namespace::DEFAULT_NAMESPACE.to_owned()),
+        };
+        let namespace = Namespace::new(name).map_err(|e| CliError::usage(e.to_string()))?;
+        crate::session::attach(Client::connect(&cli.proxy, namespace).await?).await
     };
     match cli.command {
         Command::Server(args) => server::run(args).await,
@@ -176,5 +196,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Kill(args) => services::kill(&connect().await?, args).await,
         Command::Status(args) => services::status(&connect().await?, args).await,
         Command::Dynamic(args) => services::dynamic(&connect().await?, args).await,
+        Command::Login(args) => auth::login(&connect().await?, args).await,
+        Command::Logout => auth::logout(&connect().await?),
+        Command::User { command: None } => auth::user(&connect().await?).await,
+        Command::User {
+            command: Some(command),
+        } => auth::user_command(&connect().await?, command).await,
+        Command::Auth(command) => auth::auth(&connect().await?, command).await,
     }
 }

@@ -25,6 +25,7 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), CliError> {
         seed: None,
         tune_raft: None,
         builtins: crate::builtins(),
+        enforce_auth: true,
     };
     let node = start_node(&config, deps).await?;
     // One line on stdout when the node serves, for people and for scripts that wait on it.

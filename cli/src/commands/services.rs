@@ -243,7 +243,7 @@ impl Target {
             service: self.name.clone(),
             endpoint: endpoint.to_owned(),
             content_type: content_type.to_owned(),
-            metadata,
+            metadata: client.with_auth_metadata(metadata),
             body: bytes,
         };
         // Only the router's own "no such service" is exit 4; a service's not-found

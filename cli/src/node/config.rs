@@ -55,6 +55,10 @@ pub struct NodeArgs {
     /// The largest HTTP request body the API accepts, in bytes [default: 10 MiB]
     #[arg(long, env = "MICRO_API_BODY_LIMIT")]
     pub api_body_limit: Option<usize>,
+    /// The password of `admin` (namespace micro), set when the cluster is first
+    /// bootstrapped; later changes go through `micro auth` [default: micro]
+    #[arg(long, env = "MICRO_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
     /// A TOML file with any of the settings above (keys as the flags, with `_`)
     #[arg(long, env = "MICRO_CONFIG")]
     pub config: Option<PathBuf>,
@@ -86,6 +90,28 @@ pub struct FileConfig {
     pub snapshot_every: Option<u64>,
     /// See [`NodeArgs::api_body_limit`].
     pub api_body_limit: Option<usize>,
+    /// See [`NodeArgs::admin_password`].
+    pub admin_password: Option<String>,
+}
+
+/// A secret setting: never printed, even in a debug dump of the configuration.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(pub String);
+
+impl Secret {
+    /// The admin password from the flag, else the file, else the default `micro`.
+    fn admin(flag: Option<String>, file: Option<String>) -> Self {
+        Self(
+            flag.or(file)
+                .unwrap_or_else(|| micro_core::auth::ADMIN_DEFAULT_PASSWORD.to_owned()),
+        )
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 /// A node's resolved configuration.
@@ -113,6 +139,8 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     /// The largest HTTP request body the API accepts (bytes).
     pub body_limit: usize,
+    /// The first password of `admin`, used only when this node bootstraps auth.
+    pub admin_password: Secret,
 }
 
 /// The folder of the CLI's and node's files: `MICRO_HOME`, else `~/.micro`.
@@ -177,6 +205,7 @@ impl NodeConfig {
                 .api_body_limit
                 .or(file.api_body_limit)
                 .unwrap_or(micro_gateway::BODY_LIMIT_DEFAULT),
+            admin_password: Secret::admin(args.admin_password, file.admin_password),
             peers,
         };
         if !config.peers.is_empty() && !config.peers.contains_key(&node_id) {

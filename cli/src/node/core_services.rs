@@ -10,7 +10,8 @@ use prost_reflect::DescriptorPool;
 
 /// The core services a node registers in namespace `micro`: registry name and proto
 /// service.
-pub const CORE_SERVICES: [(&str, &str); 4] = [
+pub const CORE_SERVICES: [(&str, &str); 5] = [
+    ("auth", "auth.Auth"),
     ("store", "store.Store"),
     ("registry", "registry.Registry"),
     ("runtime", "runtime.Runtime"),

@@ -47,6 +47,9 @@ pub struct NodeDeps<L: Listen = TcpListener> {
     pub tune_raft: Option<TuneRaft>,
     /// The services compiled into the node, which `micro run NAME` starts in-node.
     pub builtins: micro_core::service::Builtins,
+    /// Check accounts and rules on every request (always, but in the simulation, which
+    /// checks replication rather than access and treats every caller as an admin).
+    pub enforce_auth: bool,
 }
 
 impl<L: Listen> std::fmt::Debug for NodeDeps<L> {
@@ -154,25 +157,24 @@ pub async fn start_node<L: Listen>(
         deps.builtins,
         config.node_id,
     );
-    let (router_for_api, registry_for_api) = (router.clone(), registry.clone());
+    let auth = (deps.enforce_auth)
+        .then(|| micro_actors::AuthHandle::new(replicator.clone(), deps.clock.clone()));
+    let (api_state, bootstrap) = api_state(config, &router, &registry, auth.as_ref(), &replicator);
     let proxy_deps = ProxyDeps {
         handles,
-        replicator,
+        replicator: replicator.clone(),
         clock: deps.clock,
         registry,
         runtime: runtime.clone(),
         router,
+        auth,
     };
+    let mut loops: Vec<_> = bootstrap.into_iter().collect();
     let proxy_incoming = incoming(deps.proxy_listener);
     servers.push(spawn_server(
         "proxy",
         micro_gateway::serve_proxy(proxy_incoming, proxy_deps, wait_stop(stopped.clone())),
     ));
-    let api_state = micro_gateway::ApiState::new(
-        Arc::new(router_for_api),
-        registry_for_api,
-        config.body_limit,
-    );
     servers.push(spawn_server(
         "api",
         micro_gateway::serve_api(
@@ -181,7 +183,7 @@ pub async fn start_node<L: Listen>(
             wait_stop(stopped),
         ),
     ));
-    let loops = runtime.spawn();
+    loops.extend(runtime.spawn());
     register_core_services(&runtime);
     Ok(RunningNode {
         proxy_addr,
@@ -194,6 +196,60 @@ pub async fn start_node<L: Listen>(
         servers,
         loops,
     })
+}
+
+/// The API's state with the auth hook, and the auth bootstrap loop, when auth is on.
+fn api_state(
+    config: &NodeConfig,
+    router: &micro_actors::Router,
+    registry: &micro_actors::RegistryHandle,
+    auth: Option<&micro_actors::AuthHandle>,
+    replicator: &Arc<dyn micro_core::replicator::Replicator>,
+) -> (micro_gateway::ApiState, Option<JoinHandle<()>>) {
+    let state = micro_gateway::ApiState::new(
+        Arc::new(router.clone()),
+        registry.clone(),
+        config.body_limit,
+    );
+    let Some(auth) = auth else {
+        return (state, None);
+    };
+    let password = config.admin_password.0.clone();
+    let bootstrap = tokio::spawn(bootstrap_auth(auth.clone(), replicator.clone(), password));
+    (
+        state.with_auth(micro_gateway::auth_hook(auth.clone())),
+        Some(bootstrap),
+    )
+}
+
+/// Creates the cluster's signing keys and first admin once: whichever node leads first
+/// proposes them (a second proposal is refused by the state machine, so racing leaders
+/// are harmless). Then warns while `admin` still has the default password.
+async fn bootstrap_auth(
+    auth: micro_actors::AuthHandle,
+    replicator: Arc<dyn micro_core::replicator::Replicator>,
+    admin_password: String,
+) {
+    loop {
+        if matches!(replicator.reader().auth_keys(), Ok(Some(_))) {
+            break;
+        }
+        let status = replicator.status();
+        if status.leader == Some(status.node_id) {
+            match auth.bootstrap(&admin_password).await {
+                Ok(true) => tracing::info!("auth bootstrapped: signing keys and the admin account"),
+                Ok(false) => {}
+                Err(err) => tracing::warn!("auth bootstrap failed, retrying: {err}"),
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    if auth.admin_has_default_password().await {
+        tracing::warn!(
+            "account admin of namespace micro still has the default password \"micro\": \
+             change it with `micro user set password` or start the first node with --admin-password"
+        );
+    }
 }
 
 /// The bound proxy and API addresses and the peer address to advertise.

@@ -38,6 +38,7 @@ fn config(id: u64, peer_addr: String, peers: BTreeMap<u64, String>) -> NodeConfi
         standby: false,
         snapshot_every: 100,
         body_limit: micro_cli::node::BODY_LIMIT_DEFAULT,
+        admin_password: micro_cli::node::Secret("micro".to_owned()),
     }
 }
 
@@ -124,6 +125,7 @@ impl TestCluster {
             seed: Some(id),
             tune_raft: None,
             builtins: micro_cli::builtins(),
+            enforce_auth: true,
         };
         member.node = Some(start_node(&member.config, deps).await.unwrap());
     }

@@ -105,6 +105,13 @@ fn payload_len(command: &Command) -> usize {
                     .sum::<usize>()
         }
         Command::RuntimeDelete { name, .. } => name.len(),
+        // Keys, hashes and refresh digests: a few KiB at most.
+        Command::AuthBootstrap { keys, .. } => keys.private_der.len() + keys.public_der.len() + 256,
+        Command::AuthAccountCreate { account, .. } | Command::AuthAccountUpdate { account, .. } => {
+            account.secret_hash.len() + account.refresh.len() * 64 + 256
+        }
+        Command::AuthAccountDelete { id, .. } | Command::AuthRuleDelete { id, .. } => id.len(),
+        Command::AuthRulePut { rule, .. } => rule.id.len() + rule.scope.len() + 64,
     }
 }
 

@@ -265,7 +265,7 @@ mod tests {
         };
         let boot = Command::AuthBootstrap {
             keys: keys.clone(),
-            admin: stored("admin", ""),
+            admin: Box::new(stored("admin", "")),
         };
         assert_eq!(run(&kv, boot.clone()), Response::Done);
         assert!(matches!(run(&kv, boot), Response::Refused { .. }));
@@ -277,7 +277,7 @@ mod tests {
 
         let create = |id: &str, name: &str| Command::AuthAccountCreate {
             namespace: micro.clone(),
-            account: stored(id, name),
+            account: Box::new(stored(id, name)),
         };
         assert_eq!(run(&kv, create("alice", "a@x")), Response::Done);
         assert!(matches!(
@@ -293,7 +293,7 @@ mod tests {
         next.revision = 1;
         let update = |account: StoredAccount, revision| Command::AuthAccountUpdate {
             namespace: micro.clone(),
-            account,
+            account: Box::new(account),
             revision,
         };
         assert_eq!(run(&kv, update(next.clone(), 0)), Response::Done);

@@ -66,21 +66,21 @@ pub enum Command {
         /// The key pair.
         keys: SigningKeys,
         /// The admin of namespace `micro`, secret already hashed.
-        admin: StoredAccount,
+        admin: Box<StoredAccount>,
     },
     /// Creates an account unless its id or name is taken.
     AuthAccountCreate {
         /// Its namespace.
         namespace: Namespace,
         /// The account, secret already hashed.
-        account: StoredAccount,
+        account: Box<StoredAccount>,
     },
     /// Replaces an account if it is still at `revision`.
     AuthAccountUpdate {
         /// Its namespace.
         namespace: Namespace,
         /// The new account (its revision one more than `revision`).
-        account: StoredAccount,
+        account: Box<StoredAccount>,
         /// The revision the change was made from.
         revision: u64,
     },

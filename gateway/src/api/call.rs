@@ -39,17 +39,18 @@ pub struct AuthRequest {
     pub service: String,
     /// The resolved endpoint (`Handler.Method`).
     pub endpoint: String,
-    /// The request's namespace.
-    pub namespace: Namespace,
+    /// The namespace the request names (`Micro-Namespace`), if any.
+    pub namespace: Option<Namespace>,
     /// The bearer token (`Authorization: Bearer ...`, else the `micro-token` cookie).
     pub token: Option<String>,
 }
 
-/// Decides whether a request may proceed: `Err` with 401 (no or bad credentials) or 403
-/// (not allowed) stops it with that error. Auth (issue #7) installs one; without a hook
-/// every request proceeds.
+/// Decides whether a request may proceed and in which namespace it acts: `Err` with 401
+/// (no or bad credentials) or 403 (not allowed) stops it with that error. The node
+/// installs [`crate::auth_hook`]; without a hook every request proceeds in the namespace
+/// it names, else `micro`.
 pub type AuthHook = Arc<
-    dyn Fn(AuthRequest) -> micro_core::replicator::BoxFuture<'static, Result<(), MicroError>>
+    dyn Fn(AuthRequest) -> micro_core::replicator::BoxFuture<'static, Result<Namespace, MicroError>>
         + Send
         + Sync,
 >;
@@ -99,16 +100,17 @@ impl ApiState {
         self
     }
 
-    /// Runs the auth hook, if any, for a call of `endpoint` of `service`.
+    /// Runs the auth hook, if any, for a call of `endpoint` of `service`: the namespace
+    /// the call acts in and the caller's token.
     async fn authorize(
         &self,
         headers: &HeaderMap,
-        namespace: &Namespace,
         service: &str,
         endpoint: &str,
-    ) -> Result<(), MicroError> {
+    ) -> Result<(Namespace, Option<String>), MicroError> {
+        let named = namespace(headers)?;
         let Some(hook) = &self.auth else {
-            return Ok(());
+            return Ok((named.unwrap_or_default(), None));
         };
         let bearer = headers
             .get("authorization")
@@ -120,13 +122,15 @@ impl ApiState {
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(';'))
             .find_map(|c| c.trim().strip_prefix("micro-token="));
-        hook(AuthRequest {
+        let token = bearer.or(cookie).map(str::to_owned);
+        let namespace = hook(AuthRequest {
             service: service.to_owned(),
             endpoint: endpoint.to_owned(),
-            namespace: namespace.clone(),
-            token: bearer.or(cookie).map(str::to_owned),
+            namespace: named,
+            token: token.clone(),
         })
-        .await
+        .await?;
+        Ok((namespace, token))
     }
 
     /// The decoded descriptor set a service registered, cached by its content.
@@ -182,11 +186,10 @@ async fn stream(state: ApiState, request: Request<Body>) -> Result<Response, Mic
             format!("{} names no service", request.uri().path()),
         )
     })?;
-    let namespace = namespace(request.headers())?;
-    state
-        .authorize(request.headers(), &namespace, &service, &endpoint)
+    let (namespace, token) = state
+        .authorize(request.headers(), &service, &endpoint)
         .await?;
-    let metadata = metadata(request.headers());
+    let metadata = metadata(request.headers(), token.as_deref());
     let upgrade = WebSocketUpgrade::from_request(request, &())
         .await
         .map_err(|e| api_error(Code::BadRequest, format!("not a WebSocket upgrade: {e}")))?;
@@ -264,10 +267,7 @@ async fn call(state: &ApiState, request: Request<Body>) -> Result<Response, Micr
             ),
         )
     })?;
-    let namespace = namespace(&parts.headers)?;
-    state
-        .authorize(&parts.headers, &namespace, &service, &endpoint)
-        .await?;
+    let (namespace, token) = state.authorize(&parts.headers, &service, &endpoint).await?;
     let json = request_json(&parts.method, parts.uri.query(), &parts.headers, &bytes)?;
     let services = state.registry.lookup_local(&namespace, &service)?;
     let method = match services.first() {
@@ -280,7 +280,7 @@ async fn call(state: &ApiState, request: Request<Body>) -> Result<Response, Micr
         service: service.clone(),
         endpoint,
         content_type: content_type.to_owned(),
-        metadata: metadata(&parts.headers),
+        metadata: metadata(&parts.headers, token.as_deref()),
         body,
     };
     let mut replies = state.caller.dispatch(call);
@@ -332,11 +332,12 @@ fn render(
 }
 
 /// The namespace of a request: `Micro-Namespace`, else `micro`.
-fn namespace(headers: &HeaderMap) -> Result<Namespace, MicroError> {
+fn namespace(headers: &HeaderMap) -> Result<Option<Namespace>, MicroError> {
     match headers.get("micro-namespace").map(|v| v.to_str()) {
-        None => Ok(Namespace::default()),
-        Some(Ok("")) => Ok(Namespace::default()),
-        Some(Ok(text)) => Namespace::new(text).map_err(|e| MicroError::from_error("api", &e)),
+        None | Some(Ok("")) => Ok(None),
+        Some(Ok(text)) => Namespace::new(text)
+            .map(Some)
+            .map_err(|e| MicroError::from_error("api", &e)),
         Some(Err(_)) => Err(api_error(
             Code::BadRequest,
             "Micro-Namespace must be ASCII text",
@@ -459,8 +460,10 @@ fn insert_path(
 }
 
 /// Request headers as call metadata (lower-case names), plus `host`, `method`, `url`.
-fn metadata(headers: &HeaderMap) -> BTreeMap<String, String> {
-    headers
+/// The call's metadata: the request headers, with the caller's token (from a cookie,
+/// say) as `authorization`, so the service and any node the call is forwarded to see it.
+fn metadata(headers: &HeaderMap, token: Option<&str>) -> BTreeMap<String, String> {
+    let mut metadata: BTreeMap<String, String> = headers
         .iter()
         .filter(|(name, _)| {
             !matches!(
@@ -471,5 +474,9 @@ fn metadata(headers: &HeaderMap) -> BTreeMap<String, String> {
         .filter_map(|(name, value)| {
             Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
         })
-        .collect()
+        .collect();
+    if let Some(token) = token {
+        metadata.insert("authorization".to_owned(), format!("Bearer {token}"));
+    }
+    metadata
 }

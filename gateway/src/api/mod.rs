@@ -3,6 +3,7 @@
 //! `/service/endpoint` + JSON (or a form, or the query) becomes a call through the
 //! node's router. CORS is on (preflights answered, headers on every response).
 
+mod auth;
 mod call;
 mod resolve;
 
@@ -17,6 +18,7 @@ use micro_core::MicroError;
 /// The version this node reports.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+pub use auth::auth_hook;
 pub use call::{ApiState, AuthHook, AuthRequest, BODY_LIMIT_DEFAULT};
 pub use resolve::resolve;
 
@@ -246,7 +248,7 @@ mod tests {
                     Some("good")
                         if req.service == "helloworld" && req.endpoint == "Helloworld.Call" =>
                     {
-                        Ok(())
+                        Ok(req.namespace.unwrap_or_default())
                     }
                     Some(_) => Err(MicroError::new(
                         "auth",

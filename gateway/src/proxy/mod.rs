@@ -1,7 +1,9 @@
 //! The gRPC proxy: one tonic server carrying every core service.
 
+mod auth;
 mod cluster;
 mod debug;
+mod guard;
 mod namespace;
 mod registry;
 mod remote;
@@ -9,9 +11,13 @@ mod runtime;
 mod server;
 mod store;
 
+pub use auth::{AuthService, account_to_wire};
 pub use cluster::ClusterService;
 pub use debug::DebugService;
-pub use namespace::{CONSISTENCY_HEADER, NAMESPACE_HEADER, consistency_of, namespace_of};
+pub use guard::{Caller, EXEMPT, bearer, caller_of, identify};
+pub use namespace::{
+    CONSISTENCY_HEADER, NAMESPACE_HEADER, consistency_of, namespace_from, namespace_of,
+};
 pub use registry::RegistryService;
 pub use remote::{Dial, GrpcRemote};
 pub use runtime::RuntimeService;

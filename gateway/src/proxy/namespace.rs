@@ -20,6 +20,18 @@ pub fn namespace_of<T>(request: &tonic::Request<T>) -> Result<Namespace, tonic::
     Namespace::new(text).map_err(|e| micro_proto::status_from_error("proxy", &e))
 }
 
+/// The namespace a request's options name (`service`'s field), else the request's own.
+pub fn namespace_from<T>(
+    request: &tonic::Request<T>,
+    option: Option<&str>,
+    service: &str,
+) -> Result<Namespace, tonic::Status> {
+    match option.filter(|n| !n.is_empty()) {
+        Some(ns) => Namespace::new(ns).map_err(|e| micro_proto::status_from_error(service, &e)),
+        None => namespace_of(request),
+    }
+}
+
 /// The metadata key choosing how fresh a read must be (`stale` or `linearizable`).
 pub const CONSISTENCY_HEADER: &str = "micro-consistency";
 

@@ -9,7 +9,8 @@ use micro_proto::registry as pb;
 use micro_proto::registry::registry_server::Registry;
 use tonic::{Request, Response, Status};
 
-use crate::proxy::{consistency_of, namespace_of};
+use crate::proxy::consistency_of;
+use crate::proxy::guard::{require_account, require_admin};
 
 /// The `registry.Registry` gRPC service.
 #[derive(Debug, Clone)]
@@ -30,12 +31,30 @@ fn status(err: &MicroError) -> Status {
 
 /// The namespace of a registry request: the options' domain, else the caller's.
 fn domain<T>(request: &Request<T>, options: Option<&pb::Options>) -> Result<Namespace, Status> {
-    match options.map(|o| o.domain.as_str()).filter(|d| !d.is_empty()) {
-        Some(domain) => {
-            Namespace::new(domain).map_err(|e| micro_proto::status_from_error("registry", &e))
-        }
-        None => namespace_of(request),
+    crate::proxy::namespace_from(request, options.map(|o| o.domain.as_str()), "registry")
+}
+
+/// The namespace of a read: `micro`'s registry is public, any other needs an account of
+/// it (as v3's `Authorize`).
+fn read_domain<T>(
+    request: &Request<T>,
+    options: Option<&pb::Options>,
+) -> Result<Namespace, Status> {
+    let namespace = domain(request, options)?;
+    if namespace != Namespace::default() {
+        require_account(request, &namespace, "registry")?;
     }
+    Ok(namespace)
+}
+
+/// The namespace of a change: an admin or service account of it only.
+fn write_domain<T>(
+    request: &Request<T>,
+    options: Option<&pb::Options>,
+) -> Result<Namespace, Status> {
+    let namespace = domain(request, options)?;
+    require_admin(request, &namespace, "registry")?;
+    Ok(namespace)
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::Result, Status>> + Send>>;
@@ -46,7 +65,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
-        let namespace = domain(&request, request.get_ref().options.as_ref())?;
+        let namespace = read_domain(&request, request.get_ref().options.as_ref())?;
         let consistency = consistency_of(&request)?;
         let services = self
             .registry
@@ -64,7 +83,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::Service>,
     ) -> Result<Response<pb::EmptyResponse>, Status> {
-        let namespace = domain(&request, request.get_ref().options.as_ref())?;
+        let namespace = write_domain(&request, request.get_ref().options.as_ref())?;
         let registrations = micro_proto::registrations_from_wire(request.into_inner());
         if registrations.is_empty() {
             return Err(Status::invalid_argument(
@@ -84,7 +103,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::Service>,
     ) -> Result<Response<pb::EmptyResponse>, Status> {
-        let namespace = domain(&request, request.get_ref().options.as_ref())?;
+        let namespace = write_domain(&request, request.get_ref().options.as_ref())?;
         let service = request.into_inner();
         let nodes = service.nodes.into_iter().map(|n| n.id).collect();
         self.registry
@@ -98,7 +117,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::ListRequest>,
     ) -> Result<Response<pb::ListResponse>, Status> {
-        let namespace = domain(&request, request.get_ref().options.as_ref())?;
+        let namespace = read_domain(&request, request.get_ref().options.as_ref())?;
         let consistency = consistency_of(&request)?;
         let services = self
             .registry
@@ -118,7 +137,7 @@ impl Registry for RegistryService {
         &self,
         request: Request<pb::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let namespace = domain(&request, request.get_ref().options.as_ref())?;
+        let namespace = read_domain(&request, request.get_ref().options.as_ref())?;
         let name = Some(request.get_ref().service.clone()).filter(|s| !s.is_empty());
         let events = self.registry.watch(namespace.clone(), name);
         let stream = tokio_stream::wrappers::ReceiverStream::new(events);

@@ -9,10 +9,10 @@ use futures::Stream;
 use micro_actors::RuntimeHandle;
 use micro_core::{Code, MicroError, Namespace};
 use micro_proto::runtime as pb;
+
+use crate::proxy::guard::{require_account, require_admin};
 use micro_proto::runtime::runtime_server::Runtime;
 use tonic::{Request, Response, Status};
-
-use crate::proxy::namespace_of;
 
 /// The `runtime.Runtime` gRPC service.
 #[derive(Debug, Clone)]
@@ -32,10 +32,7 @@ fn status(err: &MicroError) -> Status {
 }
 
 fn namespace_from<T>(request: &Request<T>, option: Option<&str>) -> Result<Namespace, Status> {
-    match option.filter(|n| !n.is_empty()) {
-        Some(ns) => Namespace::new(ns).map_err(|e| micro_proto::status_from_error("runtime", &e)),
-        None => namespace_of(request),
-    }
+    crate::proxy::namespace_from(request, option, "runtime")
 }
 
 fn service_of(resource: Option<pb::Resource>) -> Result<pb::Service, Status> {
@@ -61,6 +58,7 @@ impl Runtime for RuntimeService {
             .as_ref()
             .map(|o| o.namespace.clone());
         let namespace = namespace_from(&request, option.as_deref())?;
+        require_admin(&request, &namespace, "runtime")?;
         let service = service_of(request.into_inner().resource)?;
         let source = if service.source.is_empty() {
             service.name.clone()
@@ -93,6 +91,7 @@ impl Runtime for RuntimeService {
     ) -> Result<Response<pb::ReadResponse>, Status> {
         let options = request.get_ref().options.clone().unwrap_or_default();
         let namespace = namespace_from(&request, Some(&options.namespace))?;
+        require_account(&request, &namespace, "runtime")?;
         let name = Some(options.service.as_str()).filter(|n| !n.is_empty());
         let services = self
             .runtime
@@ -129,6 +128,7 @@ impl Runtime for RuntimeService {
             .as_ref()
             .map(|o| o.namespace.clone());
         let namespace = namespace_from(&request, option.as_deref())?;
+        require_admin(&request, &namespace, "runtime")?;
         let service = service_of(request.into_inner().resource)?;
         self.runtime
             .delete(namespace, &service.name, &service.version)

@@ -7,6 +7,9 @@ use futures::Stream;
 use micro_actors::NodeHandles;
 use micro_core::Clock;
 use micro_core::replicator::Replicator;
+use micro_proto::auth::accounts_server::AccountsServer;
+use micro_proto::auth::auth_server::AuthServer;
+use micro_proto::auth::rules_server::RulesServer;
 use micro_proto::cluster::cluster_server::ClusterServer;
 use micro_proto::debug::debug_server::DebugServer;
 use micro_proto::registry::registry_server::RegistryServer;
@@ -15,7 +18,9 @@ use micro_proto::store::store_server::StoreServer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::transport::server::Connected;
 
-use crate::{ClusterService, DebugService, RegistryService, RuntimeService, StoreService};
+use crate::{
+    AuthService, ClusterService, DebugService, RegistryService, RuntimeService, StoreService,
+};
 
 /// The largest gRPC message the proxy accepts or sends (a 1 MiB value plus headroom).
 pub const MESSAGE_LEN_MAX: usize = 4 * 1024 * 1024;
@@ -35,6 +40,10 @@ pub struct ProxyDeps {
     pub runtime: micro_actors::RuntimeHandle,
     /// Where calls to any other service go.
     pub router: micro_actors::Router,
+    /// Accounts, tokens and rules, checked on every request; `None` only in the
+    /// simulation, where every caller acts as `micro`'s admin (it checks replication,
+    /// not access).
+    pub auth: Option<micro_actors::AuthHandle>,
 }
 
 /// Serves the proxy on every connection `incoming` yields until `shutdown` resolves.
@@ -65,10 +74,25 @@ where
             .max_decoding_message_size(MESSAGE_LEN_MAX),
     )
     .add_service(RuntimeServer::new(RuntimeService::new(deps.runtime)));
+    let routes = match &deps.auth {
+        Some(auth) => routes
+            .add_service(AuthServer::new(AuthService::new(auth.clone())))
+            .add_service(AccountsServer::new(AuthService::new(auth.clone())))
+            .add_service(RulesServer::new(AuthService::new(auth.clone()))),
+        None => routes,
+    };
     // Every path no core service claims goes through the router as raw bytes.
     let router = micro_proto::raw::router(Arc::new(deps.router));
-    let routes =
-        tonic::service::Routes::from(routes.prepare().into_axum_router().fallback_service(router));
+    // The guard sees every request first, core service or routed.
+    let guarded = routes
+        .prepare()
+        .into_axum_router()
+        .fallback_service(router)
+        .layer(axum::middleware::from_fn_with_state(
+            deps.auth,
+            crate::proxy::guard::guard,
+        ));
+    let routes = tonic::service::Routes::from(guarded);
     tonic::transport::Server::builder()
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)

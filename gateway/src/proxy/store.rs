@@ -11,7 +11,16 @@ use micro_proto::store as pb;
 use micro_proto::store::store_server::Store;
 use tonic::{Request, Response, Status};
 
+use crate::proxy::guard::require_admin;
 use crate::proxy::{consistency_of, namespace_of};
+
+/// The namespace of a store request; the store is for admin and service accounts of the
+/// namespace only, as in v3.
+fn admin_namespace<T>(request: &Request<T>) -> Result<micro_core::Namespace, Status> {
+    let namespace = namespace_of(request)?;
+    require_admin(request, &namespace, "store")?;
+    Ok(namespace)
+}
 
 /// Request and error counts, for `Debug.Stats`.
 #[derive(Debug, Default)]
@@ -57,7 +66,7 @@ impl Store for StoreService {
         &self,
         request: Request<pb::ReadRequest>,
     ) -> Result<Response<pb::ReadResponse>, Status> {
-        let namespace = namespace_of(&request)?;
+        let namespace = admin_namespace(&request)?;
         let consistency = consistency_of(&request)?;
         let body = request.into_inner();
         let result = async {
@@ -78,7 +87,7 @@ impl Store for StoreService {
         &self,
         request: Request<pb::WriteRequest>,
     ) -> Result<Response<pb::WriteResponse>, Status> {
-        let namespace = namespace_of(&request)?;
+        let namespace = admin_namespace(&request)?;
         let body = request.into_inner();
         let result = async {
             let record = body
@@ -97,7 +106,7 @@ impl Store for StoreService {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
-        let namespace = namespace_of(&request)?;
+        let namespace = admin_namespace(&request)?;
         let body = request.into_inner();
         let options = body.options.unwrap_or_default();
         let table = TableRef::new(namespace, options.database, options.table);
@@ -115,7 +124,7 @@ impl Store for StoreService {
         &self,
         request: Request<pb::ListRequest>,
     ) -> Result<Response<ListStream>, Status> {
-        let namespace = namespace_of(&request)?;
+        let namespace = admin_namespace(&request)?;
         let consistency = consistency_of(&request)?;
         let body = request.into_inner();
         let result = async {
@@ -135,7 +144,7 @@ impl Store for StoreService {
         &self,
         request: Request<pb::DatabasesRequest>,
     ) -> Result<Response<pb::DatabasesResponse>, Status> {
-        let namespace = namespace_of(&request)?;
+        let namespace = admin_namespace(&request)?;
         let result = self
             .store
             .databases(namespace)
@@ -148,7 +157,7 @@ impl Store for StoreService {
         &self,
         request: Request<pb::TablesRequest>,
     ) -> Result<Response<pb::TablesResponse>, Status> {
-        let namespace = namespace_of(&request)?;
+        let namespace = admin_namespace(&request)?;
         let database = request.into_inner().database;
         let table = TableRef::new(namespace, database, "");
         let result = self

@@ -39,6 +39,7 @@ async fn cluster() -> Vec<RunningNode> {
             standby: false,
             snapshot_every: 1000,
             body_limit: micro_cli::node::BODY_LIMIT_DEFAULT,
+            admin_password: micro_cli::node::Secret("micro".to_owned()),
         };
         let deps = NodeDeps {
             kv: Arc::new(micro_core::kv::MemKvBackend::new()),
@@ -50,6 +51,7 @@ async fn cluster() -> Vec<RunningNode> {
             seed: Some(id),
             tune_raft: None,
             builtins: micro_cli::builtins(),
+            enforce_auth: true,
         };
         nodes.push(start_node(&config, deps).await.unwrap());
     }
