@@ -60,6 +60,26 @@ impl Client {
         self
     }
 
+    /// The same connection logged in as account `id` (or name) with `secret`, in the
+    /// client's namespace.
+    pub async fn logged_in(self, id: &str, secret: &str) -> Result<Self, CliError> {
+        let request = micro_proto::auth::TokenRequest {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+            options: Some(micro_proto::auth::Options {
+                namespace: self.namespace.to_string(),
+            }),
+            ..Default::default()
+        };
+        let reply = self
+            .auth()
+            .token(self.request(request))
+            .await
+            .map_err(|s| self.error(&s))?;
+        let token = reply.into_inner().token.map(|t| t.access_token);
+        Ok(self.with_token(token))
+    }
+
     /// The access token requests carry, if logged in.
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()

@@ -39,6 +39,15 @@ async fn start() -> (tempfile::TempDir, RunningNode, Client) {
     let client = Client::connect(&node.proxy_addr.to_string(), namespace)
         .await
         .expect("connect to the proxy");
+    // The store is for admins: log in once auth is bootstrapped (a moment after start).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let client = loop {
+        match client.clone().logged_in("admin", "micro").await {
+            Ok(client) => break client,
+            Err(err) if tokio::time::Instant::now() > deadline => panic!("cannot log in: {err}"),
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    };
     (dir, node, client)
 }
 

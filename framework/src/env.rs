@@ -15,3 +15,8 @@ pub const REGISTER_INTERVAL: &str = "MICRO_REGISTER_INTERVAL";
 pub const PROXY: &str = "MICRO_PROXY";
 /// `host:port` a process service listens on (default `127.0.0.1:0`).
 pub const SERVICE_ADDRESS: &str = "MICRO_SERVICE_ADDRESS";
+/// The id of the service's own account (injected by the runtime); with
+/// [`AUTH_SECRET`], the service logs in and its calls and registrations carry its token.
+pub const AUTH_ID: &str = "MICRO_AUTH_ID";
+/// The secret of the service's own account.
+pub const AUTH_SECRET: &str = "MICRO_AUTH_SECRET";

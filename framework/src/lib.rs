@@ -69,6 +69,7 @@ mod process;
 mod running;
 pub mod schema;
 mod service;
+pub mod session;
 mod transcoder;
 mod wrapper;
 

@@ -57,6 +57,11 @@ impl Service {
             .await
             .map_err(|e| error::unavailable(&name, format!("cannot listen on {address}: {e}")))?;
         let channel = proxy_channel(&name, &proxy)?;
+        if let (Some(id), Some(secret)) = (var(env::AUTH_ID), var(env::AUTH_SECRET)) {
+            let client = crate::Client::from_channel(channel.clone())
+                .with_namespace(self.options.namespace.clone());
+            crate::session::set_service_session(login(&client, &name, &id, &secret).await?);
+        }
         let result = self.serve(listener, channel, shutdown_signal()).await;
         if let Err(err) = &result {
             tracing::error!(service = %name, error = %err, "service failed");
@@ -87,6 +92,34 @@ impl Service {
             }
         }
         process.stop().await
+    }
+}
+
+/// Logs the service in with its credentials, retrying for a while: the node may still
+/// be electing a leader or bootstrapping auth when the service starts.
+async fn login(
+    client: &crate::Client,
+    name: &str,
+    id: &str,
+    secret: &str,
+) -> Result<crate::session::Session, Error> {
+    let mut attempts = 0;
+    loop {
+        match crate::session::Session::login(client, id, secret).await {
+            Ok(session) => {
+                tracing::info!(service = %name, account = %id, "logged in");
+                return Ok(session);
+            }
+            // Wrong credentials will not get better by waiting.
+            Err(err) if err.kind() == micro_core::Code::Unauthorized || attempts >= 30 => {
+                return Err(err);
+            }
+            Err(err) => {
+                attempts += 1;
+                tracing::warn!(service = %name, error = %err, "login failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
     }
 }
 
@@ -230,6 +263,15 @@ impl Registrar {
         request.set_timeout(REGISTER_TIMEOUT);
         if let Ok(namespace) = self.namespace.parse() {
             request.metadata_mut().insert(NAMESPACE_HEADER, namespace);
+        }
+        // Registering needs an admin or service account of the namespace: the
+        // service's own, when it has credentials.
+        if let Some(session) = crate::session::service_session()
+            && let Ok(value) = format!("Bearer {}", session.access_token()).parse()
+        {
+            request
+                .metadata_mut()
+                .insert(crate::AUTHORIZATION_METADATA, value);
         }
         request
     }

@@ -23,6 +23,9 @@ pub(crate) struct Member {
 /// A cluster under test.
 pub(crate) struct TestCluster {
     pub(crate) members: BTreeMap<u64, Member>,
+    /// The admin's access token, fetched once a leader exists and good on every member
+    /// (one cluster key), so tests that take the majority away still have it.
+    admin_token: std::sync::Mutex<Option<String>>,
 }
 
 fn config(id: u64, peer_addr: String, peers: BTreeMap<u64, String>) -> NodeConfig {
@@ -77,7 +80,10 @@ impl TestCluster {
                 )
             })
             .collect();
-        Self { members }
+        Self {
+            members,
+            admin_token: std::sync::Mutex::default(),
+        }
     }
 
     /// Adds a member that waits to be added (`standby`) and starts it.
@@ -146,8 +152,30 @@ impl TestCluster {
         member.kv.crash();
     }
 
-    /// A client of member `id`'s proxy.
+    /// A client of member `id`'s proxy, logged in as the default admin (retrying while
+    /// the cluster elects a leader and bootstraps auth).
     pub(crate) async fn client(&self, id: u64) -> Client {
+        let client = self.anonymous(id).await;
+        let cached = self.admin_token.lock().unwrap().clone();
+        if cached.is_some() {
+            return client.with_token(cached);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match client.clone().logged_in("admin", "micro").await {
+                Ok(client) => {
+                    *self.admin_token.lock().unwrap() = client.token().map(str::to_owned);
+                    return client;
+                }
+                Err(err) if Instant::now() > deadline => panic!("cannot log in: {err}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// A client of member `id`'s proxy without a login (enough for `Cluster.Status`,
+    /// which answers even while no leader is elected).
+    pub(crate) async fn anonymous(&self, id: u64) -> Client {
         let node = self.members[&id].node.as_ref().expect("member is running");
         Client::connect(&node.proxy_addr.to_string(), Namespace::default())
             .await
@@ -159,6 +187,8 @@ impl TestCluster {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(leader) = self.agreed_leader(voters).await {
+                // Log in while there is a leader, for clients made later without one.
+                self.client(leader).await;
                 return leader;
             }
             assert!(
@@ -175,7 +205,7 @@ impl TestCluster {
             if member.node.is_none() {
                 continue;
             }
-            let client = self.client(*id).await;
+            let client = self.anonymous(*id).await;
             let status = client
                 .cluster()
                 .status(StatusRequest {})
@@ -311,7 +341,7 @@ pub(crate) async fn assert_all_readable(client: &Client, keys: &[(String, Instan
 
 /// The applied index member `id` reports.
 pub(crate) async fn applied_index(cluster: &TestCluster, id: u64) -> u64 {
-    let client = cluster.client(id).await;
+    let client = cluster.anonymous(id).await;
     client
         .cluster()
         .status(StatusRequest {})

@@ -17,7 +17,7 @@ async fn three_nodes_started_in_any_order_form_one_cluster() {
     let leader = cluster.wait_leader(3).await;
     for id in 1..=3 {
         let status = cluster
-            .client(id)
+            .anonymous(id)
             .await
             .cluster()
             .status(StatusRequest {})

@@ -6,12 +6,14 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// A `micro-node` process.
+/// A `micro-node` process, and a CLI home (`MICRO_HOME`) of its own for the logins.
 pub(crate) struct Node {
     child: Child,
     pub(crate) proxy: String,
     pub(crate) peer: String,
     pub(crate) api: String,
+    home: tempfile::TempDir,
+    logged_in: std::sync::OnceLock<()>,
 }
 
 impl Node {
@@ -22,13 +24,24 @@ impl Node {
 
     /// Starts a node with `extra` flags (proxy and API on OS-chosen ports).
     pub(crate) fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn(data_dir, extra, Stdio::inherit(), "warn")
+    }
+
+    /// Starts a node whose log (at `info`) goes to the file `log`.
+    pub(crate) fn start_logging(data_dir: &Path, log: &Path) -> Self {
+        let file = std::fs::File::create(log).unwrap();
+        let extra = ["--peer-addr", "127.0.0.1:0"];
+        Self::spawn(data_dir, &extra, Stdio::from(file), "info")
+    }
+
+    fn spawn(data_dir: &Path, extra: &[&str], stderr: Stdio, level: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_micro-node"))
             .args(["--data-dir", data_dir.to_str().unwrap()])
             .args(["--proxy-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0"])
             .args(extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", level)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn micro-node");
         let stdout = child.stdout.take().unwrap();
@@ -55,7 +68,40 @@ impl Node {
             proxy: field("proxy="),
             peer: field("peer="),
             api: field("api="),
+            home: tempfile::tempdir().unwrap(),
+            logged_in: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Logs the CLI in as the default admin, once, retrying while the cluster elects a
+    /// leader and bootstraps auth.
+    pub(crate) fn login(&self) {
+        self.logged_in.get_or_init(|| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                let login = ["login", "--email", "admin", "--password", "micro"];
+                let output = self.micro_anonymous(self.home.path(), &login);
+                if output.status.success() {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "cannot log in: {}",
+                    stderr(&output)
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+    }
+
+    /// The admin's access token (logging in first).
+    pub(crate) fn token(&self) -> String {
+        ok(&self.micro(&["user", "token"])).trim().to_owned()
+    }
+
+    /// Runs the CLI with `home` as `MICRO_HOME` (a fresh one is anonymous).
+    pub(crate) fn micro_anonymous(&self, home: &Path, args: &[&str]) -> Output {
+        micro_in(home, &["--proxy", &self.proxy], args)
     }
 
     /// Kills the node with SIGKILL, as a crash would, and waits for it to be gone.
@@ -64,9 +110,17 @@ impl Node {
         let _ = self.child.wait();
     }
 
-    /// Runs the CLI against this node.
+    /// Runs the CLI against this node, logged in as the admin.
     pub(crate) fn micro(&self, args: &[&str]) -> Output {
-        micro(&["--proxy", &self.proxy], args)
+        self.micro_with(&[], args)
+    }
+
+    /// Runs the CLI against this node, logged in as the admin, with `global` flags.
+    pub(crate) fn micro_with(&self, global: &[&str], args: &[&str]) -> Output {
+        self.login();
+        let mut flags = vec!["--proxy", self.proxy.as_str()];
+        flags.extend_from_slice(global);
+        micro_in(self.home.path(), &flags, args)
     }
 }
 
@@ -76,16 +130,43 @@ impl Drop for Node {
     }
 }
 
-/// Runs the `micro` binary with `global` then `args`.
+/// Runs the `micro` binary with `global` then `args`, with no login.
 pub(crate) fn micro(global: &[&str], args: &[&str]) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    micro_in(home.path(), global, args)
+}
+
+/// Runs the `micro` binary with `home` as `MICRO_HOME`.
+pub(crate) fn micro_in(home: &Path, global: &[&str], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_micro"))
         .args(global)
         .args(args)
+        .env("MICRO_HOME", home)
         .env_remove("MICRO_PROXY")
         .env_remove("MICRO_NAMESPACE")
         .output()
         .expect("run micro")
 }
+
+/// Adds `Authorization: Bearer <token>` to every request of a generated client.
+#[derive(Clone)]
+pub(crate) struct Bearer(pub(crate) String);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        let value = format!("Bearer {}", self.0)
+            .parse()
+            .map_err(|_| tonic::Status::invalid_argument("token"))?;
+        request.metadata_mut().insert("authorization", value);
+        Ok(request)
+    }
+}
+
+/// A channel whose requests carry a bearer token.
+pub(crate) type Authed = tonic::codegen::InterceptedService<tonic::transport::Channel, Bearer>;
 
 /// Stdout as text.
 pub(crate) fn stdout(output: &Output) -> String {

@@ -12,3 +12,4 @@ mod t20_durability;
 mod t30_grpc_contract;
 mod t40_cluster;
 mod t50_services;
+mod t60_auth;

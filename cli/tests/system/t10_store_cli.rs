@@ -73,10 +73,10 @@ fn scans_return_the_right_keys_in_order() {
 fn databases_tables_and_namespaces_are_isolated() {
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path());
-    let a = ["--proxy", node.proxy.as_str(), "--namespace", "a"];
-    let b = ["--proxy", node.proxy.as_str(), "--namespace", "b"];
-    ok(&micro(&a, &["store", "write", "k", "in-a"]));
-    ok(&micro(
+    let a = ["--namespace", "a"];
+    let b = ["--namespace", "b"];
+    ok(&node.micro_with(&a, &["store", "write", "k", "in-a"]));
+    ok(&node.micro_with(
         &a,
         &[
             "store",
@@ -89,15 +89,18 @@ fn databases_tables_and_namespaces_are_isolated() {
             "2026",
         ],
     ));
-    assert_eq!(ok(&micro(&a, &["store", "read", "k"])), "in-a\n");
-    fails(&micro(&b, &["store", "read", "k"]), 127);
-    assert_eq!(ok(&micro(&b, &["store", "list"])), "");
-    assert_eq!(ok(&micro(&a, &["store", "databases"])), "a\norders\n");
+    assert_eq!(ok(&node.micro_with(&a, &["store", "read", "k"])), "in-a\n");
+    fails(&node.micro_with(&b, &["store", "read", "k"]), 127);
+    assert_eq!(ok(&node.micro_with(&b, &["store", "list"])), "");
     assert_eq!(
-        ok(&micro(&a, &["store", "tables", "--database", "orders"])),
+        ok(&node.micro_with(&a, &["store", "databases"])),
+        "a\norders\n"
+    );
+    assert_eq!(
+        ok(&node.micro_with(&a, &["store", "tables", "--database", "orders"])),
         "2026\n"
     );
-    assert_eq!(ok(&micro(&b, &["store", "databases"])), "");
+    assert_eq!(ok(&node.micro_with(&b, &["store", "databases"])), "");
 }
 
 #[test]

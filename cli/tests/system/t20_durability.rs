@@ -24,11 +24,12 @@ fn every_acknowledged_write_survives_sigkill_mid_stream() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = Node::start(dir.path());
     let acked = Arc::new(Mutex::new(Vec::new()));
+    let token = node.token();
     let writers: Vec<_> = (0..8)
         .map(|w| {
-            let (proxy, acked) = (node.proxy.clone(), acked.clone());
+            let (proxy, acked, token) = (node.proxy.clone(), acked.clone(), token.clone());
             rt.spawn(async move {
-                let mut client = connect(&proxy).await;
+                let mut client = connect(&proxy, &token).await;
                 for i in 0..100_000 {
                     let key = format!("w{w}-{i}");
                     let record = v3::Record {
@@ -64,8 +65,10 @@ fn every_acknowledged_write_survives_sigkill_mid_stream() {
 
     tracing::info!("restart and read back every acknowledged write");
     let node = Node::start(dir.path());
+    // The login of the node's first life is in a home that died with it: the token is
+    // still valid (the account and keys are durable), so use it across the restart.
     rt.block_on(async {
-        let mut client = connect(&node.proxy).await;
+        let mut client = connect(&node.proxy, &token).await;
         for key in &acked {
             let request = v3::ReadRequest {
                 key: key.clone(),

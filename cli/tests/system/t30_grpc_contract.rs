@@ -4,7 +4,7 @@
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 
-use crate::harness::{Node, fails, ok};
+use crate::harness::{Authed, Bearer, Node, fails, ok};
 
 /// The client generated from `tests/proto/v3_store.proto` by the build script.
 #[allow(
@@ -19,11 +19,14 @@ pub(crate) mod v3 {
     pub use store_client::StoreClient;
 }
 
-/// A v3 store client on `proxy`.
-pub(crate) async fn connect(proxy: &str) -> v3::StoreClient<Channel> {
-    v3::StoreClient::connect(format!("http://{proxy}"))
+/// A v3 store client of `proxy` sending `token` (the store is for admins, as in v3).
+pub(crate) async fn connect(proxy: &str, token: &str) -> v3::StoreClient<Authed> {
+    let channel = Channel::from_shared(format!("http://{proxy}"))
+        .unwrap()
+        .connect()
         .await
-        .expect("connect to the proxy")
+        .expect("connect to the proxy");
+    v3::StoreClient::with_interceptor(channel, Bearer(token.to_owned()))
 }
 
 #[test]
@@ -32,11 +35,11 @@ fn a_v3_client_writes_reads_lists_and_deletes() {
     let node = Node::start(dir.path());
     tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(v3_round_trip(&node.proxy));
+        .block_on(v3_round_trip(&node.proxy, &node.token()));
 }
 
-async fn v3_round_trip(proxy: &str) {
-    let mut client = connect(proxy).await;
+async fn v3_round_trip(proxy: &str, token: &str) {
+    let mut client = connect(proxy, token).await;
     let record = v3::Record {
         key: "k".into(),
         value: b"v3".to_vec(),
@@ -100,13 +103,13 @@ fn malformed_oversized_and_unknown_requests_are_refused_without_harm() {
     let node = Node::start(dir.path());
     tokio::runtime::Runtime::new()
         .unwrap()
-        .block_on(refuse_bad_requests(&node.proxy));
+        .block_on(refuse_bad_requests(&node.proxy, &node.token()));
     assert_eq!(ok(&node.micro(&["store", "list"])), "keep\n");
     fails(&node.micro(&["store", "read", "big"]), 127);
 }
 
-async fn refuse_bad_requests(proxy: &str) {
-    let mut client = connect(proxy).await;
+async fn refuse_bad_requests(proxy: &str, token: &str) {
+    let mut client = connect(proxy, token).await;
     let keep = v3::Record {
         key: "keep".into(),
         value: b"safe".to_vec(),

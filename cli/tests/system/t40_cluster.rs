@@ -65,11 +65,19 @@ fn sigkill_of_the_leader_loses_no_acknowledged_write() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let acked = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let token = nodes[0].token();
     let proxies = (0..3)
         .filter(|i| *i != leader_index)
         .map(|i| nodes[i].proxy.clone());
     let writers: Vec<_> = proxies
-        .map(|proxy| rt.spawn(write_until(proxy, acked.clone(), stop.clone())))
+        .map(|proxy| {
+            rt.spawn(write_until(
+                proxy,
+                token.clone(),
+                acked.clone(),
+                stop.clone(),
+            ))
+        })
         .collect();
 
     std::thread::sleep(Duration::from_millis(1500));
@@ -90,7 +98,7 @@ fn sigkill_of_the_leader_loses_no_acknowledged_write() {
     let new_leader = wait_leader(survivor);
     assert_ne!(new_leader, leader);
     rt.block_on(async {
-        let mut client = connect(&survivor.proxy).await;
+        let mut client = connect(&survivor.proxy, &survivor.token()).await;
         for key in &acked {
             let reply = client
                 .read(v3::ReadRequest {
@@ -105,9 +113,13 @@ fn sigkill_of_the_leader_loses_no_acknowledged_write() {
 
     tracing::info!("the killed node restarts with the same flags and catches up");
     nodes[leader_index] = start(leader_index);
-    let last = acked.last().unwrap();
+    wait_caught_up(&nodes[leader_index], acked.last().unwrap());
+}
+
+/// Waits until `node` has applied the write of `last` (a stale read finds it).
+fn wait_caught_up(node: &Node, last: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !nodes[leader_index]
+    while !node
         .micro(&["store", "read", last, "--stale"])
         .status
         .success()
@@ -123,10 +135,11 @@ fn sigkill_of_the_leader_loses_no_acknowledged_write() {
 /// Writes distinct keys through `proxy` until `stop`, recording each acknowledged key.
 async fn write_until(
     proxy: String,
+    token: String,
     acked: Arc<Mutex<Vec<String>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 ) {
-    let mut client = connect(&proxy).await;
+    let mut client = connect(&proxy, &token).await;
     let mut n = 0;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         n += 1;

@@ -161,8 +161,18 @@ fn http_calls(node: &Node) {
     );
     let (status, body) = http(&node.api, "GET", "/helloworld/call?name=John", &[], b"");
     assert_eq!((status, json(&body)), (200, expected));
-    // A core service answers the same way.
+    // A core service answers the same way (the store for an admin only).
     let (status, body) = http(&node.api, "POST", "/store/read", &[], br#"{"key":"nope"}"#);
+    assert_eq!(status, 401, "{body}");
+    let bearer = format!("Bearer {}", node.token());
+    let admin = [("authorization", bearer.as_str())];
+    let (status, body) = http(
+        &node.api,
+        "POST",
+        "/store/read",
+        &admin,
+        br#"{"key":"nope"}"#,
+    );
     assert_eq!(status, 404, "{body}");
     assert_eq!(json(&body)["id"], "store");
     let (status, body) = http(&node.api, "POST", "/nosuch/call", &[], b"{}");

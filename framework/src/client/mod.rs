@@ -2,13 +2,16 @@
 //!
 //! ```text
 //! Client ──raw gRPC /helloworld.Helloworld/Call (x-content-type, micro-namespace)──> node proxy
-//!        ──/store.Store/*, /registry.Registry/*──────────────────────────────────> node proxy
+//!        ──/store.Store/*, /registry.Registry/*, /auth.*/*──────────────────────> node proxy
 //! ```
 
+mod auth;
 mod registry;
 mod service_client;
 mod store;
 
+pub use auth::AuthClient;
+pub use auth::types as auth_types;
 pub use registry::RegistryClient;
 pub use service_client::{Client, DEFAULT_TIMEOUT};
 pub use store::{LIST_KEYS_MAX, StoreClient};

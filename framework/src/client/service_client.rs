@@ -34,6 +34,7 @@ pub struct Client {
     namespace: Namespace,
     metadata: BTreeMap<String, String>,
     timeout: Duration,
+    session: Option<crate::session::Session>,
 }
 
 impl Client {
@@ -51,6 +52,7 @@ impl Client {
             namespace: Namespace::default(),
             metadata: BTreeMap::new(),
             timeout: DEFAULT_TIMEOUT,
+            session: crate::session::service_session(),
         }
     }
 
@@ -148,6 +150,37 @@ impl Client {
     }
 
     /// The channel to the proxy.
+    /// The typed auth client (log in, inspect tokens, accounts and rules).
+    pub fn auth(&self) -> crate::client::AuthClient {
+        crate::client::AuthClient::new(self.clone())
+    }
+
+    /// The same client sending `session`'s (always fresh) token with every call.
+    #[must_use]
+    pub fn with_session(mut self, session: crate::session::Session) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// The same client without a session (an explicit `with_token` still applies).
+    #[must_use]
+    pub fn without_session(mut self) -> Self {
+        self.session = None;
+        self
+    }
+
+    /// The metadata a call carries: the client's, plus the session's token unless a
+    /// token was set explicitly.
+    fn call_metadata(&self) -> BTreeMap<String, String> {
+        let mut metadata = self.metadata.clone();
+        if let Some(session) = &self.session {
+            metadata
+                .entry(AUTHORIZATION_METADATA.to_owned())
+                .or_insert_with(|| format!("Bearer {}", session.access_token()));
+        }
+        metadata
+    }
+
     pub(crate) fn channel(&self) -> Channel {
         self.channel.clone()
     }
@@ -162,7 +195,7 @@ impl Client {
         let mut request = tonic::Request::new(message);
         request.set_timeout(self.timeout);
         let metadata = request.metadata_mut();
-        for (key, value) in &self.metadata {
+        for (key, value) in &self.call_metadata() {
             if let (Ok(key), Ok(value)) = (
                 tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
                 value.parse(),
@@ -182,7 +215,7 @@ impl Client {
             service: service.to_owned(),
             endpoint: endpoint.to_owned(),
             content_type: content_type.to_owned(),
-            metadata: self.metadata.clone(),
+            metadata: self.call_metadata(),
             body,
         }
     }

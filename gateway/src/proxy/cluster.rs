@@ -2,11 +2,14 @@
 
 use std::sync::Arc;
 
+use micro_core::Namespace;
 use micro_core::cluster::MembershipChange;
 use micro_core::replicator::Replicator;
 use micro_proto::cluster as pb;
 use micro_proto::cluster::cluster_server::Cluster;
 use tonic::{Request, Response, Status};
+
+use crate::proxy::guard::require_admin;
 
 /// The `cluster.Cluster` gRPC service.
 #[derive(Debug, Clone)]
@@ -36,6 +39,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::AddNodeRequest>,
     ) -> Result<Response<pb::AddNodeResponse>, Status> {
+        require_admin(&request, &Namespace::default(), "cluster")?;
         let pb::AddNodeRequest { id, address } = request.into_inner();
         if id == 0 || address.is_empty() {
             return Err(Status::invalid_argument(
@@ -51,6 +55,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::RemoveNodeRequest>,
     ) -> Result<Response<pb::RemoveNodeResponse>, Status> {
+        require_admin(&request, &Namespace::default(), "cluster")?;
         let id = request.into_inner().id;
         self.change(MembershipChange::RemoveNode { id }).await?;
         Ok(Response::new(pb::RemoveNodeResponse {}))
@@ -60,6 +65,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<pb::TransferLeaderRequest>,
     ) -> Result<Response<pb::TransferLeaderResponse>, Status> {
+        require_admin(&request, &Namespace::default(), "cluster")?;
         let id = request.into_inner().id;
         self.change(MembershipChange::TransferLeader { id }).await?;
         Ok(Response::new(pb::TransferLeaderResponse {}))

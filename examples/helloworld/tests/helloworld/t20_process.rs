@@ -60,9 +60,11 @@ async fn cluster() -> Vec<RunningNode> {
 
 /// Starts the helloworld binary against `proxy`, re-registering every second with a
 /// 3-second TTL.
-fn spawn_process(proxy: &str) -> KillOnDrop {
+fn spawn_process(proxy: &str, account: &micro::client::auth_types::Account) -> KillOnDrop {
     let child = Command::new(env!("CARGO_BIN_EXE_helloworld"))
         .env("MICRO_PROXY", proxy)
+        .env("MICRO_AUTH_ID", &account.id)
+        .env("MICRO_AUTH_SECRET", &account.secret)
         .env("MICRO_SERVICE_NAME", NAME)
         .env("MICRO_REGISTER_TTL", "3")
         .env("MICRO_REGISTER_INTERVAL", "1")
@@ -156,6 +158,28 @@ async fn registered(client: &micro::Client) -> bool {
         .is_ok_and(|services| services.iter().any(|s| s.name == NAME))
 }
 
+/// Registering needs an admin or service account: the admin makes one for the process,
+/// which logs in with it as the runtime's services do.
+async fn service_account(client: &micro::Client) -> micro::client::auth_types::Account {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let admin = loop {
+        match micro::session::Session::login(client, "admin", "micro").await {
+            Ok(admin) => break admin,
+            Err(err) => assert!(Instant::now() < deadline, "cannot log in: {err}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let account = client
+        .clone()
+        .with_session(admin)
+        .auth()
+        .generate("greeter-service", "", "service", &[])
+        .await
+        .unwrap();
+    assert!(!account.secret.is_empty());
+    account
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_service_registers_serves_everywhere_and_expires_after_sigkill() {
     let nodes = cluster().await;
@@ -169,7 +193,8 @@ async fn a_process_service_registers_serves_everywhere_and_expires_after_sigkill
     .await;
     let mut watch = clients[2].registry().watch(NAME).await.unwrap();
 
-    let mut process = spawn_process(&nodes[0].proxy_addr.to_string());
+    let account = service_account(&clients[0]).await;
+    let mut process = spawn_process(&nodes[0].proxy_addr.to_string(), &account);
     for client in &clients {
         until(
             "the process in the registry",
