@@ -166,6 +166,11 @@ for i in 1 2 3; do
   wait_for "etcd member $i to know a leader" etcd_leader_is_known "$i"
   wait_for "micro node $i to know a leader" micro_leader_is_known "$i"
 done
+# The store is for admins: log in (the token is kept in a throwaway MICRO_HOME).
+MICRO_HOME=$(mktemp -d)
+export MICRO_HOME
+micro_login() { "$MICRO" --proxy "$(micro_proxy 1)" login --email admin --password micro >/dev/null 2>&1; }
+wait_for "a login to micro node 1" micro_login
 
 # ---- leaders on node 1 -------------------------------------------------------------
 # Both benchmarks talk to node 1. A follower forwards writes and confirms reads with the

@@ -21,8 +21,13 @@ LUA
 NODE=$!
 "$BIN/micro" bench http-peer --listen 127.0.0.1:18190 >/dev/null &
 PEER=$!
-trap 'kill $NODE $PEER 2>/dev/null; rm -rf "$DATA" "$LUA"' EXIT
-sleep 2
+trap 'kill $NODE $PEER 2>/dev/null; rm -rf "$DATA" "$LUA" "${MICRO_HOME:-}"' EXIT
+MICRO_HOME=$(mktemp -d)
+export MICRO_HOME
+for _ in $(seq 50); do  # starting a service needs an admin; auth bootstraps at start
+  "$BIN/micro" --proxy 127.0.0.1:18181 login --email admin --password micro >/dev/null 2>&1 && break
+  sleep 0.2
+done
 "$BIN/micro" --proxy 127.0.0.1:18181 run helloworld
 for _ in $(seq 50); do
   curl -sf 127.0.0.1:18180/helloworld/call -d '{"name":"John"}' >/dev/null && break

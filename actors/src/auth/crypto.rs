@@ -93,9 +93,9 @@ impl Keys {
             .map_err(|e| AuthError::Unavailable(format!("signing a token: {e}")))
     }
 
-    /// The account a token was issued to, if its signature holds and it has not expired
-    /// by `now_secs`.
-    pub(crate) fn verify(&self, token: &str, now_secs: u64) -> Result<Account, AuthError> {
+    /// The account a token was issued to and when the token expires (Unix seconds), if
+    /// its signature holds; the caller judges the expiry.
+    pub(crate) fn verify(&self, token: &str) -> Result<(Account, u64), AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| {
                 let why = match e.kind() {
@@ -112,20 +112,15 @@ impl Keys {
                 ))
             })?;
         let claims = data.claims;
-        if claims.exp <= now_secs {
-            return Err(AuthError::Unauthorized(format!(
-                "the token has expired: {}",
-                micro_core::auth::LOGIN_HINT
-            )));
-        }
-        Ok(Account {
+        let account = Account {
             id: claims.sub,
             kind: claims.kind,
             metadata: claims.metadata,
             scopes: claims.scopes,
             issuer: claims.iss,
             name: claims.name,
-        })
+        };
+        Ok((account, claims.exp))
     }
 }
 

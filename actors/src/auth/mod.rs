@@ -13,7 +13,8 @@
 
 pub mod crypto;
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use micro_core::auth::{
     ADMIN_DEFAULT_PASSWORD, ADMIN_ID, Account, AuthError, REFRESH_TOKENS_MAX, Resource, Rule,
@@ -80,7 +81,11 @@ pub struct AuthHandle {
     replicator: Arc<dyn Replicator>,
     clock: Arc<dyn Clock>,
     keys: Arc<OnceLock<Keys>>,
+    verified: Arc<Mutex<HashMap<String, (Account, u64)>>>,
 }
+
+/// The most verified tokens remembered; the memory is cleared when it fills.
+const VERIFIED_MAX: usize = 4096;
 
 impl std::fmt::Debug for AuthHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,6 +121,7 @@ impl AuthHandle {
             replicator,
             clock,
             keys: Arc::default(),
+            verified: Arc::default(),
         }
     }
 
@@ -186,8 +192,37 @@ impl AuthHandle {
 
     /// The account behind a bearer token: its signature and expiry hold and the account
     /// still exists on this node. Any failure is `Unauthorized`.
+    ///
+    /// A token whose signature was checked once is remembered (RSA verification is the
+    /// costly part); its expiry and its account's existence are checked every time.
     pub fn verify(&self, token: &str) -> Result<Account, AuthError> {
-        let account = self.keys()?.verify(token, self.now_secs())?;
+        let remembered = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(token)
+            .cloned();
+        let (account, exp) = match remembered {
+            Some(found) => found,
+            None => {
+                let found = self.keys()?.verify(token)?;
+                let mut verified = self
+                    .verified
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if verified.len() >= VERIFIED_MAX {
+                    verified.clear();
+                }
+                verified.insert(token.to_owned(), found.clone());
+                found
+            }
+        };
+        if exp <= self.now_secs() {
+            return Err(AuthError::Unauthorized(format!(
+                "the token has expired: {}",
+                micro_core::auth::LOGIN_HINT
+            )));
+        }
         let namespace = Namespace::new(account.issuer.as_str())
             .map_err(|e| AuthError::Unauthorized(e.to_string()))?;
         let stored = self

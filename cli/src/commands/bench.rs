@@ -652,7 +652,7 @@ where
         BenchCommand::HttpPeer(args) => return crate::commands::bench_call::http_peer(args).await,
         BenchCommand::Call(args) => {
             let client = connect().await?;
-            return crate::commands::bench_call::run(client.proxy(), args).await;
+            return crate::commands::bench_call::run(client.proxy(), client.token(), args).await;
         }
     };
     match output {

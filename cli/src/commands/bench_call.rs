@@ -54,6 +54,9 @@ pub struct CallBenchArgs {
     /// Skip the bare tonic server
     #[arg(long)]
     pub no_peer: bool,
+    /// Also measure in-node calls carrying the CLI's login token (verified on each call)
+    #[arg(long)]
+    pub with_token: bool,
     /// Print a table or JSON
     #[arg(long, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -142,12 +145,16 @@ async fn connect(addr: &str) -> Result<Channel, CliError> {
 }
 
 /// One call; `Ok` only when the reply is the expected greeting.
-async fn one_call(channel: Channel, body: Vec<u8>) -> Result<(), String> {
+async fn one_call(channel: Channel, body: Vec<u8>, token: Option<&str>) -> Result<(), String> {
+    let mut metadata = BTreeMap::new();
+    if let Some(token) = token {
+        metadata.insert("authorization".to_owned(), format!("Bearer {token}"));
+    }
     let call = Call {
         service: "helloworld".to_owned(),
         endpoint: "Helloworld.Call".to_owned(),
         content_type: CONTENT_PROTO.to_owned(),
-        metadata: BTreeMap::new(),
+        metadata,
         body,
         ..Call::default()
     };
@@ -175,6 +182,7 @@ async fn one_call(channel: Channel, body: Vec<u8>) -> Result<(), String> {
 /// Runs `requests` calls over `concurrency` tasks sharing `channel`.
 async fn level(
     channel: &Channel,
+    token: Option<Arc<str>>,
     requests: usize,
     concurrency: usize,
 ) -> (CallStats, Option<String>) {
@@ -185,14 +193,14 @@ async fn level(
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for task in 0..concurrency {
-        let (channel, body) = (channel.clone(), body.clone());
+        let (channel, body, token) = (channel.clone(), body.clone(), token.clone());
         let count = (requests + concurrency - 1 - task) / concurrency;
         tasks.spawn(async move {
             let mut latencies = Vec::with_capacity(count);
             let mut first_error = None;
             for _ in 0..count {
                 let at = Instant::now();
-                match one_call(channel.clone(), body.clone()).await {
+                match one_call(channel.clone(), body.clone(), token.as_deref()).await {
                     Ok(()) => latencies.push(at.elapsed()),
                     Err(e) => {
                         first_error.get_or_insert(e);
@@ -228,16 +236,27 @@ async fn level(
 }
 
 /// `micro bench call` against the proxy at `proxy`.
-pub async fn run(proxy: &str, args: CallBenchArgs) -> Result<(), CliError> {
-    let mut targets = vec![("in-node".to_owned(), proxy.to_owned())];
+/// With `--with-token`, `token` (the CLI's login) rides on an extra in-node target.
+pub async fn run(proxy: &str, token: Option<&str>, args: CallBenchArgs) -> Result<(), CliError> {
+    let mut targets = vec![("in-node".to_owned(), proxy.to_owned(), None)];
+    if args.with_token {
+        let token = token.ok_or_else(|| {
+            CliError::usage("--with-token needs a login: run `micro login` first")
+        })?;
+        targets.push((
+            "in-node+token".to_owned(),
+            proxy.to_owned(),
+            Some(Arc::from(token)),
+        ));
+    }
     if let Some(forwarded) = &args.forwarded {
-        targets.push(("forwarded".to_owned(), forwarded.clone()));
+        targets.push(("forwarded".to_owned(), forwarded.clone(), None));
     }
     if !args.no_peer {
-        targets.push(("bare tonic".to_owned(), start_peer().await?));
+        targets.push(("bare tonic".to_owned(), start_peer().await?, None));
     }
     let mut channels = Vec::new();
-    for (name, addr) in &targets {
+    for (name, addr, token) in &targets {
         let channel = connect(addr).await?;
         // Warm up, and fail fast with a clear error if the service is not running.
         one_call(
@@ -246,6 +265,7 @@ pub async fn run(proxy: &str, args: CallBenchArgs) -> Result<(), CliError> {
                 name: "bench".into(),
             }
             .encode_to_vec(),
+            token.as_deref(),
         )
         .await
         .map_err(|e| {
@@ -254,15 +274,15 @@ pub async fn run(proxy: &str, args: CallBenchArgs) -> Result<(), CliError> {
                 format!("{name} ({addr}): {e} (is helloworld running? micro run helloworld)"),
             )
         })?;
-        channels.push((name.clone(), Arc::new(channel)));
+        channels.push((name.clone(), Arc::new(channel), token.clone()));
     }
     let mut rows = Vec::new();
     let mut first_error = None;
     for concurrency in &args.concurrency {
         let concurrency = usize::try_from(*concurrency).unwrap_or(1);
-        for (name, channel) in &channels {
+        for (name, channel, token) in &channels {
             let requests = usize::try_from(args.requests).unwrap_or(1);
-            let (stats, err) = level(channel, requests, concurrency).await;
+            let (stats, err) = level(channel, token.clone(), requests, concurrency).await;
             if first_error.is_none() {
                 first_error = err;
             }

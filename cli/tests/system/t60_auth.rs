@@ -504,3 +504,34 @@ fn a_wrong_password_and_a_forged_token_are_refused_with_clear_messages() {
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("not valid"), "{body}");
 }
+
+#[test]
+fn the_cli_refreshes_an_expiring_login_and_keeps_the_current_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    node.login();
+    let home = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| micro_in(home.path(), &["--proxy", &node.proxy], args);
+    ok(&cli(&words("login --email admin --password micro")));
+    let path = home.path().join("tokens.json");
+    let key = format!("{}/micro", node.proxy);
+    let read = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    };
+    // Make the stored login look about to expire: the next command refreshes it first.
+    // (Had it not been refreshed, the write would go anonymously and fail with 401.)
+    let mut tokens = read();
+    tokens[&key]["expiry"] = serde_json::json!(0);
+    std::fs::write(&path, tokens.to_string()).unwrap();
+    ok(&cli(&words("store write k v")));
+    assert!(read()[&key]["expiry"].as_i64().unwrap() > 0);
+
+    // The current namespace sticks until changed; a micro admin's login serves it.
+    assert_eq!(ok(&cli(&words("user namespace"))), "micro\n");
+    ok(&cli(&words("user namespace set team-a")));
+    assert_eq!(ok(&cli(&words("user namespace"))), "team-a\n");
+    assert!(ok(&cli(&["user"])).contains("namespace: team-a"));
+    ok(&cli(&words("store write only-in-a x")));
+    assert_eq!(ok(&cli(&words("store read only-in-a"))), "x\n");
+    fails(&cli(&words("--namespace micro store read only-in-a")), 127);
+}
