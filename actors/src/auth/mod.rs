@@ -432,9 +432,20 @@ impl AuthHandle {
             namespace: namespace.clone(),
             id: id.to_owned(),
         };
+        self.delete(command, &format!("account {id}"), namespace)
+            .await
+    }
+
+    /// Proposes a delete; deleting what does not exist is `NotFound`.
+    async fn delete(
+        &self,
+        command: Command,
+        what: &str,
+        namespace: &Namespace,
+    ) -> Result<(), AuthError> {
         match self.replicator.propose(command).await.map_err(replica)? {
             Response::Deleted { existed: false } => Err(AuthError::NotFound(format!(
-                "account {id} does not exist in namespace {namespace}"
+                "{what} does not exist in namespace {namespace}"
             ))),
             _ => Ok(()),
         }
@@ -526,12 +537,7 @@ impl AuthHandle {
             namespace: namespace.clone(),
             id: id.to_owned(),
         };
-        match self.replicator.propose(command).await.map_err(replica)? {
-            Response::Deleted { existed: false } => Err(AuthError::NotFound(format!(
-                "rule {id} does not exist in namespace {namespace}"
-            ))),
-            _ => Ok(()),
-        }
+        self.delete(command, &format!("rule {id}"), namespace).await
     }
 }
 
