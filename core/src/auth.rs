@@ -44,6 +44,9 @@ pub const ADMIN_ID: &str = "admin";
 pub const ADMIN_DEFAULT_PASSWORD: &str = "micro";
 /// The longest account id, name, rule id or scope accepted.
 pub const NAME_LEN_MAX: usize = 255;
+/// The most scopes, and the most metadata entries, an account may have (they ride in
+/// every token).
+pub const ACCOUNT_ITEMS_MAX: usize = 32;
 
 /// An account as everyone but its secret's owner sees it: never holds the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -86,6 +89,16 @@ impl Account {
         for scope in &self.scopes {
             check_name("scope", scope, false)?;
         }
+        for (key, value) in &self.metadata {
+            check_name("metadata key", key, false)?;
+            check_name("metadata value", value, true)?;
+        }
+        if self.scopes.len() > ACCOUNT_ITEMS_MAX || self.metadata.len() > ACCOUNT_ITEMS_MAX {
+            return Err(AuthError::Invalid(format!(
+                "an account has at most {ACCOUNT_ITEMS_MAX} scopes and {ACCOUNT_ITEMS_MAX} \
+                 metadata entries"
+            )));
+        }
         Ok(())
     }
 }
@@ -103,7 +116,7 @@ fn check_name(what: &str, value: &str, empty_ok: bool) -> Result<(), AuthError> 
 }
 
 /// An account as stored: the account, its secret's argon2 hash, and its refresh tokens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredAccount {
     /// The account.
     pub account: Account,
@@ -129,6 +142,17 @@ impl std::fmt::Debug for SigningKeys {
     // Never print key material, even in a debug log of a command.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SigningKeys([redacted])")
+    }
+}
+
+impl std::fmt::Debug for StoredAccount {
+    // A hash is not the secret, but it is what an offline guess starts from: not in logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredAccount")
+            .field("account", &self.account)
+            .field("revision", &self.revision)
+            .field("refresh_tokens", &self.refresh.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -281,14 +305,17 @@ fn matches(pattern: &str, value: &str) -> bool {
     pattern == "*" || pattern.eq_ignore_ascii_case(value)
 }
 
-/// Whether `pattern` is `/a/*` and `endpoint` lies under `/a/`.
+/// Whether `pattern` is `/a/*` and `endpoint` is `/a` or lies under `/a/` (v3 builds
+/// the wildcards `/a/*`, `/a/b/*`, ... of every prefix of the endpoint, itself included).
 fn path_wildcard(pattern: &str, endpoint: &str) -> bool {
-    pattern.strip_suffix('*').is_some_and(|prefix| {
-        prefix.ends_with('/')
-            && endpoint.len() >= prefix.len()
+    let Some(prefix) = pattern.strip_suffix('*').filter(|p| p.ends_with('/')) else {
+        return false;
+    };
+    let bare = &prefix[..prefix.len() - 1];
+    endpoint.eq_ignore_ascii_case(bare)
+        || (endpoint.len() >= prefix.len()
             && endpoint.is_char_boundary(prefix.len())
-            && endpoint[..prefix.len()].eq_ignore_ascii_case(prefix)
-    })
+            && endpoint[..prefix.len()].eq_ignore_ascii_case(prefix))
 }
 
 /// Decides whether `account` (or nobody) may reach `resource` in `namespace` under
@@ -317,8 +344,9 @@ pub fn verify_access(
                     || path_wildcard(&r.endpoint, &resource.endpoint))
         })
         .collect();
-    // Stable, so equal priorities keep their stored (id) order, the same on every node.
-    relevant.sort_by_key(|rule| std::cmp::Reverse(rule.priority));
+    // Equal priorities in id order: the same decision on every node, whatever order the
+    // rules were stored in.
+    relevant.sort_by(|a, b| b.priority.cmp(&a.priority).then_with(|| a.id.cmp(&b.id)));
     let denied = |account: Option<&Account>| match account {
         None => unauthorized(&resource.to_string()),
         Some(a) => AuthError::Forbidden(format!(
@@ -440,6 +468,16 @@ mod tests {
         let alice = account("alice", "micro", &[]);
         let ops = account("olga", "micro", &["ops"]);
         let admin_path = Resource::service("api", "/Admin/users");
+        // `/admin/*` covers `/admin` itself, as in v3.
+        assert!(matches!(
+            verify_access(
+                &rules,
+                Some(&alice),
+                &Resource::service("api", "/admin"),
+                "micro"
+            ),
+            Err(AuthError::Forbidden(_))
+        ));
         assert!(matches!(
             verify_access(&rules, Some(&alice), &admin_path, "micro"),
             Err(AuthError::Forbidden(_))

@@ -20,11 +20,19 @@ const CHECK_EVERY: Duration = Duration::from_secs(15);
 /// The lifetime a service asks for its tokens (seconds), as v3's services did.
 pub const TOKEN_TTL_SECS: i64 = 600;
 
-#[derive(Debug)]
 struct Inner {
     id: String,
     secret: String,
     token: RwLock<micro_proto::auth::Token>,
+}
+
+impl std::fmt::Debug for Inner {
+    // The secret and the tokens are credentials: a `{:?}` of a client must not show them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("account", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A logged-in account whose access token is refreshed before it expires; cheap to

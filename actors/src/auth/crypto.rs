@@ -12,6 +12,10 @@ use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
+/// An argon2id hash of a random secret nobody knows, checked against when a login names
+/// an account that does not exist, so it takes as long as a wrong password.
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$wHh0zZq0pM+Tt5r6JgY4N9s8o5Vd1Yq7lE3sXk2bC0M";
+
 /// The RSA modulus size of a new cluster's signing key.
 pub const RSA_BITS: usize = 2048;
 

@@ -49,7 +49,7 @@ pub struct NewAccount {
 }
 
 /// An issued token pair.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Token {
     /// The RS256 JWT.
     pub access_token: String,
@@ -61,8 +61,18 @@ pub struct Token {
     pub expiry: i64,
 }
 
+impl std::fmt::Debug for Token {
+    // Tokens are credentials: never in a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("created", &self.created)
+            .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
+    }
+}
+
 /// How a client proves who it is to `Auth.Token`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Credentials {
     /// An account id or name and its secret.
     Secret {
@@ -75,6 +85,15 @@ pub enum Credentials {
     Refresh(String),
 }
 
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Secret { id, .. } => write!(f, "Credentials::Secret {{ id: {id:?}, .. }}"),
+            Self::Refresh(_) => f.write_str("Credentials::Refresh(..)"),
+        }
+    }
+}
+
 /// The auth engine of a node; cheap to clone.
 #[derive(Clone)]
 pub struct AuthHandle {
@@ -82,7 +101,12 @@ pub struct AuthHandle {
     clock: Arc<dyn Clock>,
     keys: Arc<OnceLock<Keys>>,
     verified: Arc<Mutex<HashMap<String, (Account, u64)>>>,
+    hashing: Arc<tokio::sync::Semaphore>,
 }
+
+/// Argon2 computations at once (each takes ~19 MiB and a core for tens of ms): a flood
+/// of logins waits its turn instead of taking the node's memory.
+const HASHING_MAX: usize = 2;
 
 /// The most verified tokens remembered; the memory is cleared when it fills.
 const VERIFIED_MAX: usize = 4096;
@@ -122,6 +146,7 @@ impl AuthHandle {
             clock,
             keys: Arc::default(),
             verified: Arc::default(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(HASHING_MAX)),
         }
     }
 
@@ -178,6 +203,19 @@ impl AuthHandle {
         .unwrap_or(false)
     }
 
+    /// Runs an argon2 computation off the async threads, at most [`HASHING_MAX`] at once.
+    async fn argon<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| AuthError::Unavailable("auth is shutting down".to_owned()))?;
+        blocking(f).await
+    }
+
     fn keys(&self) -> Result<&Keys, AuthError> {
         if let Some(keys) = self.keys.get() {
             return Ok(keys);
@@ -230,14 +268,15 @@ impl AuthHandle {
             .reader()
             .auth_account(&namespace, &account.id)
             .map_err(kv)?;
-        if stored.is_none() {
-            return Err(AuthError::Unauthorized(format!(
+        // The account as it is now (its scopes may have changed since the token was
+        // issued, or it may have been deleted and made again with fewer).
+        stored.map(|s| s.account).ok_or_else(|| {
+            AuthError::Unauthorized(format!(
                 "account {} of namespace {namespace} no longer exists: {}",
                 account.id,
                 micro_core::auth::LOGIN_HINT
-            )));
-        }
-        Ok(account)
+            ))
+        })
     }
 
     /// Whether `account` (or nobody) may call `resource` in `namespace`, by the rules
@@ -284,7 +323,7 @@ impl AuthHandle {
             new.secret
         };
         let to_hash = secret.clone();
-        let secret_hash = blocking(move || crypto::hash_secret(&to_hash)).await?;
+        let secret_hash = self.argon(move || crypto::hash_secret(&to_hash)).await?;
         let stored = StoredAccount {
             account: account.clone(),
             secret_hash,
@@ -343,11 +382,15 @@ impl AuthHandle {
                 (stored.account, token)
             }
             Credentials::Secret { id, secret } => {
-                let stored = self.find_account(namespace, &id)?.ok_or_else(denied)?;
-                let hash = stored.secret_hash.clone();
-                if !blocking(move || Ok(crypto::secret_matches(&secret, &hash))).await? {
-                    return Err(denied());
-                }
+                let found = self.find_account(namespace, &id)?;
+                // An unknown account costs a hash too, so timing does not tell which exist.
+                let hash = found
+                    .as_ref()
+                    .map_or_else(|| crypto::DUMMY_HASH.to_owned(), |s| s.secret_hash.clone());
+                let matches = self
+                    .argon(move || Ok(crypto::secret_matches(&secret, &hash)))
+                    .await?;
+                let stored = found.filter(|_| matches).ok_or_else(denied)?;
                 let refresh = self.grant_refresh(namespace, stored.clone()).await?;
                 (stored.account, refresh)
             }
@@ -372,6 +415,7 @@ impl AuthHandle {
         namespace: &Namespace,
         mut stored: StoredAccount,
     ) -> Result<String, AuthError> {
+        let checked_hash = stored.secret_hash.clone();
         let token = crypto::new_refresh_token(namespace.as_str(), &stored.account.id)?;
         // A racing change of the same account makes the update refuse; re-read and retry.
         for _ in 0..5 {
@@ -388,9 +432,17 @@ impl AuthHandle {
             };
             match self.replicator.propose(command).await.map_err(replica)? {
                 Response::Refused { .. } => {
-                    stored = self.find_account(namespace, &id)?.ok_or_else(|| {
-                        AuthError::Unauthorized(format!("account {id} was deleted"))
-                    })?;
+                    // The secret that was checked must still be the account's: a login
+                    // racing a secret change (or a delete and re-create) gets nothing.
+                    self.replicator.read_barrier().await.map_err(replica)?;
+                    let current = self.find_account(namespace, &id)?;
+                    stored = current
+                        .filter(|c| c.secret_hash == checked_hash)
+                        .ok_or_else(|| {
+                            AuthError::Unauthorized(format!(
+                                "account {id} changed while logging in: log in again"
+                            ))
+                        })?;
                 }
                 _ => return Ok(token),
             }
@@ -476,14 +528,17 @@ impl AuthHandle {
         });
         if !privileged {
             let (old, hash) = (old_secret.to_owned(), stored.secret_hash.clone());
-            if !blocking(move || Ok(crypto::secret_matches(&old, &hash))).await? {
+            if !self
+                .argon(move || Ok(crypto::secret_matches(&old, &hash)))
+                .await?
+            {
                 return Err(AuthError::Unauthorized(
                     "the old secret is wrong".to_owned(),
                 ));
             }
         }
         let new = new_secret.to_owned();
-        stored.secret_hash = blocking(move || crypto::hash_secret(&new)).await?;
+        stored.secret_hash = self.argon(move || crypto::hash_secret(&new)).await?;
         stored.refresh.clear();
         let revision = stored.revision;
         stored.revision += 1;

@@ -186,3 +186,51 @@ async fn a_deleted_accounts_token_is_refused_though_well_signed_and_fresh() {
         Err(AuthError::Unauthorized(_))
     ));
 }
+
+#[test]
+fn the_dummy_hash_parses_so_unknown_accounts_cost_a_full_hash() {
+    use argon2::password_hash::PasswordHash;
+    assert!(PasswordHash::new(crypto::DUMMY_HASH).is_ok());
+    assert!(!crypto::secret_matches("micro", crypto::DUMMY_HASH));
+}
+
+#[tokio::test]
+async fn a_token_carries_the_accounts_current_scopes_not_those_it_was_issued_with() {
+    let (auth, _clock) = bootstrapped().await;
+    let micro = Namespace::default();
+    let admin_token = auth
+        .token(&micro, login("admin", "micro"), 60)
+        .await
+        .unwrap();
+    let admin = auth.verify(&admin_token.access_token).unwrap();
+    let bob = NewAccount {
+        id: "bob".into(),
+        secret: "pw".into(),
+        scopes: vec!["admin".into()],
+        ..NewAccount::default()
+    };
+    auth.generate(Some(&admin), &micro, bob.clone())
+        .await
+        .unwrap();
+    let token = auth.token(&micro, login("bob", "pw"), 600).await.unwrap();
+    assert!(auth.verify(&token.access_token).unwrap().is_admin());
+    auth.delete_account(Some(&admin), &micro, "bob")
+        .await
+        .unwrap();
+    let demoted = NewAccount {
+        scopes: Vec::new(),
+        ..bob
+    };
+    auth.generate(Some(&admin), &micro, demoted).await.unwrap();
+    assert!(!auth.verify(&token.access_token).unwrap().is_admin());
+    // A name cannot shadow another account's id, nor an id another's name.
+    let named = NewAccount {
+        id: "carol".into(),
+        name: "bob".into(),
+        ..NewAccount::default()
+    };
+    assert!(matches!(
+        auth.generate(Some(&admin), &micro, named).await,
+        Err(AuthError::Conflict(_))
+    ));
+}

@@ -127,23 +127,19 @@ impl RegistryHandle {
 
     /// The services this node has applied, without a read barrier (for routing), as
     /// seen at most [`LOOKUP_CACHE_TTL`] ago. A core service (see
-    /// [`micro_core::registry::CORE_SERVICE_NAMES`]) that `namespace` lacks is looked up
-    /// in `micro`, where the nodes register them, so a caller of namespace `a` reaches
-    /// `store` (which then checks the caller itself). Other services never cross
-    /// namespaces.
+    /// [`micro_core::registry::CORE_SERVICE_NAMES`]) is always looked up in `micro`,
+    /// where the nodes register them (and nobody else may), so a caller of namespace `a`
+    /// reaches the real `store`, which then checks the caller itself. Other services
+    /// never cross namespaces.
     pub fn lookup_local(
         &self,
         namespace: &Namespace,
         name: &str,
     ) -> Result<Arc<Vec<Service>>, MicroError> {
-        let found = self.lookup_exact(namespace, name)?;
-        if found.is_empty()
-            && *namespace != Namespace::default()
-            && micro_core::registry::CORE_SERVICE_NAMES.contains(&name)
-        {
+        if micro_core::registry::CORE_SERVICE_NAMES.contains(&name) {
             return self.lookup_exact(&Namespace::default(), name);
         }
-        Ok(found)
+        self.lookup_exact(namespace, name)
     }
 
     fn lookup_exact(

@@ -175,15 +175,16 @@ pub fn node_main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let connect = || async {
+    let connect_anonymous = || async {
         let name = match &cli.namespace {
             Some(name) => name.clone(),
             None => crate::session::current_namespace(&cli.proxy)?
                 .unwrap_or_else(|| micro_core::namespace::DEFAULT_NAMESPACE.to_owned()),
         };
         let namespace = Namespace::new(name).map_err(|e| CliError::usage(e.to_string()))?;
-        crate::session::attach(Client::connect(&cli.proxy, namespace).await?).await
+        Client::connect(&cli.proxy, namespace).await
     };
+    let connect = || async { crate::session::attach(connect_anonymous().await?).await };
     match cli.command {
         Command::Server(args) => server::run(args).await,
         Command::Store(command) => store::run(&connect().await?, command).await,
@@ -196,7 +197,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Kill(args) => services::kill(&connect().await?, args).await,
         Command::Status(args) => services::status(&connect().await?, args).await,
         Command::Dynamic(args) => services::dynamic(&connect().await?, args).await,
-        Command::Login(args) => auth::login(&connect().await?, args).await,
+        // A login must not depend on an earlier one (stale, or of a cluster since gone).
+        Command::Login(args) => auth::login(&connect_anonymous().await?, args).await,
         Command::Logout => auth::logout(&connect().await?),
         Command::User { command: None } => auth::user(&connect().await?).await,
         Command::User {

@@ -58,7 +58,7 @@ pub struct NodeArgs {
     /// The password of `admin` (namespace micro), set when the cluster is first
     /// bootstrapped; later changes go through `micro auth` [default: micro]
     #[arg(long, env = "MICRO_ADMIN_PASSWORD", hide_env_values = true)]
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret>,
     /// A TOML file with any of the settings above (keys as the flags, with `_`)
     #[arg(long, env = "MICRO_CONFIG")]
     pub config: Option<PathBuf>,
@@ -91,20 +91,27 @@ pub struct FileConfig {
     /// See [`NodeArgs::api_body_limit`].
     pub api_body_limit: Option<usize>,
     /// See [`NodeArgs::admin_password`].
-    pub admin_password: Option<String>,
+    pub admin_password: Option<Secret>,
 }
 
 /// A secret setting: never printed, even in a debug dump of the configuration.
-#[derive(Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(pub String);
 
 impl Secret {
     /// The admin password from the flag, else the file, else the default `micro`.
-    fn admin(flag: Option<String>, file: Option<String>) -> Self {
-        Self(
-            flag.or(file)
-                .unwrap_or_else(|| micro_core::auth::ADMIN_DEFAULT_PASSWORD.to_owned()),
-        )
+    fn admin(flag: Option<Self>, file: Option<Self>) -> Self {
+        flag.or(file)
+            .unwrap_or_else(|| Self(micro_core::auth::ADMIN_DEFAULT_PASSWORD.to_owned()))
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(Self(text.to_owned()))
     }
 }
 

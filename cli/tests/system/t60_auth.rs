@@ -535,3 +535,57 @@ fn the_cli_refreshes_an_expiring_login_and_keeps_the_current_namespace() {
     assert_eq!(ok(&cli(&words("store read only-in-a"))), "x\n");
     fails(&cli(&words("--namespace micro store read only-in-a")), 127);
 }
+
+#[test]
+fn core_names_other_namespaces_options_and_stale_tokens_do_not_get_around_the_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    node.login();
+    let [_alice, bob, _anonymous, admin] = matrix_callers(&node);
+    let (bob, admin) = (bob.token.unwrap(), admin.token.unwrap());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut registry = reg::registry_client::RegistryClient::new(channel(&node.proxy).await);
+        // A look-alike `store` in b would catch calls (and tokens) meant for the real one.
+        let fake = reg::Service {
+            name: "store".into(),
+            version: "1".into(),
+            nodes: vec![reg::Node {
+                id: "fake".into(),
+                address: "127.0.0.1:1".into(),
+                ..Default::default()
+            }],
+            options: Some(reg::Options {
+                ttl: 60,
+                domain: "b".into(),
+            }),
+            ..Default::default()
+        };
+        let err = registry
+            .register(authed(Some(&bob), "b", fake))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+        // Naming a's registry in the options while the header says micro: a's rules
+        // (members only) still apply, so the micro admin is refused as with the header.
+        let list = reg::ListRequest {
+            options: Some(reg::Options {
+                ttl: 0,
+                domain: "a".into(),
+            }),
+        };
+        let err = registry
+            .list_services(authed(Some(&admin), "micro", list))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err}");
+    });
+    // A stale or foreign token does not stop a login; another scheme than Bearer is 401.
+    let login = br#"{"id":"admin","secret":"micro"}"#;
+    let stale = [("authorization", "Bearer not.a.token")];
+    let (status, body) = http(&node.api, "POST", "/auth/auth/token", &stale, login);
+    assert_eq!(status, 200, "{body}");
+    let basic = [("authorization", "Basic YWRtaW46bWljcm8=")];
+    let (status, body) = http(&node.api, "POST", "/helloworld/call", &basic, b"{}");
+    assert_eq!(status, 401, "{body}");
+}

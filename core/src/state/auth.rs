@@ -130,7 +130,11 @@ pub(crate) fn account_create(
     let name = &stored.account.name;
     for other in accounts(kv, namespace)? {
         let taken = &other.account;
-        if &taken.id == id || (!name.is_empty() && (&taken.name == name || &taken.id == name)) {
+        // Logins look an id up first, then a name: no id may equal another's name.
+        let clash = &taken.id == id
+            || (!taken.name.is_empty() && &taken.name == id)
+            || (!name.is_empty() && (&taken.name == name || &taken.id == name));
+        if clash {
             return Ok(refused(format!(
                 "account {id} (or its name) already exists in namespace {namespace}"
             )));

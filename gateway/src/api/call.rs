@@ -112,10 +112,16 @@ impl ApiState {
         let Some(hook) = &self.auth else {
             return Ok((named.unwrap_or_default(), None));
         };
-        let bearer = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+        // The same parsing as the proxy's: another scheme than Bearer is refused.
+        let bearer = match headers.get("authorization") {
+            None => None,
+            Some(value) => {
+                let text = value.to_str().map_err(|_| {
+                    api_error(Code::Unauthorized, "the Authorization header is not text")
+                })?;
+                Some(crate::bearer(text).map_err(|e| MicroError::from_error("api", &e))?)
+            }
+        };
         let cookie = headers
             .get_all("cookie")
             .iter()
@@ -461,14 +467,15 @@ fn insert_path(
 
 /// Request headers as call metadata (lower-case names), plus `host`, `method`, `url`.
 /// The call's metadata: the request headers, with the caller's token (from a cookie,
-/// say) as `authorization`, so the service and any node the call is forwarded to see it.
+/// say) as `authorization`, so the service and any node the call is forwarded to see it;
+/// an `authorization` header the api did not accept is dropped.
 fn metadata(headers: &HeaderMap, token: Option<&str>) -> BTreeMap<String, String> {
     let mut metadata: BTreeMap<String, String> = headers
         .iter()
         .filter(|(name, _)| {
             !matches!(
                 name.as_str(),
-                "content-length" | "content-type" | "connection"
+                "content-length" | "content-type" | "connection" | "authorization"
             )
         })
         .filter_map(|(name, value)| {

@@ -42,7 +42,7 @@ pub fn api_router(state: ApiState) -> Router {
         .layer(axum::middleware::from_fn(cors))
 }
 
-/// Headers every response carries (Micro v3's CORS defaults).
+/// Headers every response carries (Micro v3's CORS defaults, but credentials).
 const CORS_METHODS: &str = "POST, PATCH, GET, OPTIONS, PUT, DELETE";
 const CORS_HEADERS: &str = "Accept, Content-Type, Content-Length, Accept-Encoding, X-CSRF-Token, Authorization, Micro-Namespace";
 
@@ -63,10 +63,9 @@ async fn cors(
     };
     let headers = response.headers_mut();
     headers.insert("access-control-allow-origin", origin);
-    headers.insert(
-        "access-control-allow-credentials",
-        axum::http::HeaderValue::from_static("true"),
-    );
+    // Unlike v3, no `Access-Control-Allow-Credentials`: the api takes the `micro-token`
+    // cookie as a login, and any site a logged-in browser visits could otherwise call it
+    // with that cookie and read the answer. Cross-origin callers send `Authorization`.
     headers.insert(
         "access-control-allow-methods",
         axum::http::HeaderValue::from_static(CORS_METHODS),

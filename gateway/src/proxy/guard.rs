@@ -7,9 +7,12 @@
 //! ```
 //!
 //! The account travels on in the request's extensions as a [`Caller`], for the core
-//! services' own namespace checks (`authorize`, `authorize_admin`). Logging in
-//! (`Auth.Token`) and inspecting a token are never subject to rules: a namespace that
-//! denies everything must still let its admin log in.
+//! services' own namespace checks (`authorize`, `authorize_admin`); a core service acting
+//! on a namespace its options name, other than the request's, checks that namespace's
+//! rules too. The auth service is never subject to rules (it checks every caller itself):
+//! a namespace that denies everything must still let its admin log in and undo it; and
+//! there a token that does not verify counts as none, so a stale login cannot block a
+//! new one.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -22,19 +25,47 @@ use tonic::Status;
 
 use crate::proxy::NAMESPACE_HEADER;
 
-/// Endpoints open to every caller whatever the rules say.
-pub const EXEMPT: [(&str, &str); 2] = [("auth", "Auth.Token"), ("auth", "Auth.Inspect")];
+/// The service whose endpoints rules never apply to (each checks its callers itself).
+pub const EXEMPT: &str = "auth";
 
-/// Who made a request: the account of a valid bearer token, or nobody.
+/// Who made a request (the account of a valid bearer token, or nobody), and what the
+/// guard checked, so a service can check the same resource in another namespace.
 #[derive(Debug, Clone, Default)]
-pub struct Caller(pub Option<Account>);
+pub struct Caller {
+    /// The caller's account.
+    pub account: Option<Account>,
+    /// The resource the request reaches (`None` when auth is off).
+    pub resource: Option<Resource>,
+    /// The checks (`None` when auth is off).
+    pub auth: Option<AuthHandle>,
+}
 
 /// The account that made `request`, if it sent a valid token.
 pub fn caller_of<T>(request: &tonic::Request<T>) -> Option<&Account> {
     request
         .extensions()
         .get::<Caller>()
-        .and_then(|caller| caller.0.as_ref())
+        .and_then(|caller| caller.account.as_ref())
+}
+
+/// Checks `namespace`'s rules for `request`'s resource: for a core service acting on a
+/// namespace its options name rather than the request's (which the guard checked).
+pub(crate) fn check_rules_of<T>(
+    request: &tonic::Request<T>,
+    namespace: &Namespace,
+    service: &str,
+) -> Result<(), Status> {
+    let Some(caller) = request.extensions().get::<Caller>() else {
+        return Ok(());
+    };
+    let (Some(auth), Some(resource)) = (&caller.auth, &caller.resource) else {
+        return Ok(());
+    };
+    if resource.name == EXEMPT {
+        return Ok(());
+    }
+    auth.check(caller.account.as_ref(), namespace, resource)
+        .map_err(|e| refused(service, &e))
 }
 
 /// The gRPC status of an auth refusal made by `service`.
@@ -86,11 +117,15 @@ fn unchecked_caller() -> Account {
 
 fn admit(auth: Option<&AuthHandle>, request: &mut http::Request<Body>) -> Result<(), AuthError> {
     let Some(auth) = auth else {
-        request
-            .extensions_mut()
-            .insert(Caller(Some(unchecked_caller())));
+        request.extensions_mut().insert(Caller {
+            account: Some(unchecked_caller()),
+            ..Caller::default()
+        });
         return Ok(());
     };
+    let target = micro_proto::raw::split_path(request.uri().path())
+        .map(|(service, endpoint)| Resource::service(&service, &endpoint));
+    let exempt = target.as_ref().is_some_and(|r| r.name == EXEMPT);
     let headers = request.headers();
     let token = match headers.get(http::header::AUTHORIZATION) {
         None => None,
@@ -105,20 +140,23 @@ fn admit(auth: Option<&AuthHandle>, request: &mut http::Request<Body>) -> Result
                 AuthError::Invalid("Micro-Namespace must be ASCII text".to_owned())
             })?),
         };
-    let (account, namespace) = identify(auth, token, named)?;
-    if let Some((service, endpoint)) = micro_proto::raw::split_path(request.uri().path())
-        && !EXEMPT.contains(&(service.as_str(), endpoint.as_str()))
+    let (account, namespace) = match identify(auth, token, named) {
+        Err(AuthError::Unauthorized(_)) if exempt => identify(auth, None, named)?,
+        other => other?,
+    };
+    if let Some(resource) = &target
+        && !exempt
     {
-        auth.check(
-            account.as_ref(),
-            &namespace,
-            &Resource::service(&service, &endpoint),
-        )?;
+        auth.check(account.as_ref(), &namespace, resource)?;
     }
     if let Ok(value) = http::HeaderValue::from_str(namespace.as_str()) {
         request.headers_mut().insert(NAMESPACE_HEADER, value);
     }
-    request.extensions_mut().insert(Caller(account));
+    request.extensions_mut().insert(Caller {
+        account,
+        resource: target,
+        auth: Some(auth.clone()),
+    });
     Ok(())
 }
 

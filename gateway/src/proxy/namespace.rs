@@ -21,15 +21,22 @@ pub fn namespace_of<T>(request: &tonic::Request<T>) -> Result<Namespace, tonic::
 }
 
 /// The namespace a request's options name (`service`'s field), else the request's own.
+/// Options naming another namespace than the request's must pass that namespace's rules
+/// too (the guard checked the request's).
 pub fn namespace_from<T>(
     request: &tonic::Request<T>,
     option: Option<&str>,
     service: &str,
 ) -> Result<Namespace, tonic::Status> {
-    match option.filter(|n| !n.is_empty()) {
-        Some(ns) => Namespace::new(ns).map_err(|e| micro_proto::status_from_error(service, &e)),
-        None => namespace_of(request),
+    let own = namespace_of(request)?;
+    let Some(named) = option.filter(|n| !n.is_empty()) else {
+        return Ok(own);
+    };
+    let named = Namespace::new(named).map_err(|e| micro_proto::status_from_error(service, &e))?;
+    if named != own {
+        crate::proxy::guard::check_rules_of(request, &named, service)?;
     }
+    Ok(named)
 }
 
 /// The metadata key choosing how fresh a read must be (`stale` or `linearizable`).

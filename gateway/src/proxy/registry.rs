@@ -84,6 +84,16 @@ impl Registry for RegistryService {
         request: Request<pb::Service>,
     ) -> Result<Response<pb::EmptyResponse>, Status> {
         let namespace = write_domain(&request, request.get_ref().options.as_ref())?;
+        let name = request.get_ref().name.as_str();
+        // Calls to a core service resolve in `micro` whatever the caller's namespace;
+        // a look-alike elsewhere could only confuse (or catch) someone's calls.
+        if namespace != Namespace::default()
+            && micro_core::registry::CORE_SERVICE_NAMES.contains(&name)
+        {
+            return Err(Status::invalid_argument(format!(
+                "{name} is the name of a core service: choose another"
+            )));
+        }
         let registrations = micro_proto::registrations_from_wire(request.into_inner());
         if registrations.is_empty() {
             return Err(Status::invalid_argument(
