@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const FILES: [&str; 8] = [
+const FILES: [&str; 9] = [
     "auth/auth.proto",
+    "config/config.proto",
     "registry/registry.proto",
     "runtime/runtime.proto",
     "store/store.proto",

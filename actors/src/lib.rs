@@ -35,6 +35,7 @@
 //! ```
 
 pub mod auth;
+pub mod config;
 pub mod registry;
 pub mod router;
 pub mod runtime;
@@ -42,6 +43,7 @@ pub mod store;
 pub mod supervisor;
 
 pub use auth::AuthHandle;
+pub use config::ConfigHandle;
 pub use registry::RegistryHandle;
 pub use router::Router;
 pub use runtime::RuntimeHandle;

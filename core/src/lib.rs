@@ -11,6 +11,7 @@
 //! ```
 //!
 //! - [`auth`]: accounts, rules and the access decisions made from them.
+//! - [`config`]: each namespace's JSON tree of dot paths, as leaves.
 //! - [`error`]: `Code` and the micro error `{id, code, detail, status}`.
 //! - [`namespace`]: the tenant every request and every durable key belongs to.
 //! - [`store`]: records, queries and their validation.
@@ -35,6 +36,7 @@
 pub mod auth;
 pub mod clock;
 pub mod cluster;
+pub mod config;
 pub mod error;
 pub mod kv;
 pub mod namespace;

@@ -216,7 +216,8 @@ pub fn diff(before: &[Service], after: &[Service], timestamp: i64) -> Vec<WatchE
 }
 
 /// The services every node serves for every namespace, registered in `micro` only.
-pub const CORE_SERVICE_NAMES: [&str; 5] = ["auth", "cluster", "registry", "runtime", "store"];
+pub const CORE_SERVICE_NAMES: [&str; 6] =
+    ["auth", "cluster", "config", "registry", "runtime", "store"];
 
 #[cfg(test)]
 mod tests {

@@ -59,6 +59,10 @@ package!(
     auth
 );
 package!(
+    /// Package `config`: `/config.Config/{Get,Set,Delete,Read}`.
+    config
+);
+package!(
     /// Package `store`: `/store.Store/*` and `/store.BlobStore/*`.
     store
 );

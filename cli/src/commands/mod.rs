@@ -4,6 +4,7 @@ mod auth;
 pub mod bench;
 pub mod bench_call;
 mod cluster;
+mod config;
 mod output;
 mod server;
 mod services;
@@ -51,6 +52,9 @@ pub enum Command {
     /// Inspect the Raft cluster
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Read and write the namespace's config (dot paths, JSON values, secrets)
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// List the registered services, one name per line
     Services(services::ServicesArgs),
     /// Call a service endpoint with a JSON request and print the JSON reply
@@ -189,6 +193,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Server(args) => server::run(args).await,
         Command::Store(command) => store::run(&connect().await?, command).await,
         Command::Cluster(command) => cluster::run(&connect().await?, command).await,
+        Command::Config(command) => config::run(&connect().await?, command).await,
         Command::Bench(command) => bench::run(command, connect).await,
         Command::Services(args) => services::services(&connect().await?, args).await,
         Command::Call(args) => services::call(&connect().await?, args, false).await,

@@ -13,3 +13,4 @@ mod t30_grpc_contract;
 mod t40_cluster;
 mod t50_services;
 mod t60_auth;
+mod t70_config;

@@ -21,7 +21,7 @@ pub(crate) mod hello {
     include!(concat!(env!("OUT_DIR"), "/v3/helloworld.rs"));
 }
 
-fn start_cluster(dirs: &[tempfile::TempDir]) -> Vec<Node> {
+pub(crate) fn start_cluster(dirs: &[tempfile::TempDir]) -> Vec<Node> {
     let peers = crate::t40_cluster::peer_list();
     let start = |id: usize| {
         let id_text = (id + 1).to_string();

@@ -1,6 +1,6 @@
 //! Auth through every door: the CLI (login, tokens under MICRO_HOME, auth commands),
 //! the HTTP api (bearer tokens, 401/403), and gRPC clients of the proxy; and the
-//! namespace isolation matrix.
+//! namespace isolation matrix (store, registry, a service, config).
 
 use std::time::{Duration, Instant};
 
@@ -132,7 +132,7 @@ fn secrets_stay_secret(
 }
 
 /// Fails if any file under `dir` (data files and the node's log) holds `needle`.
-fn node_files_never_hold(dir: &std::path::Path, needle: &str) {
+pub(crate) fn node_files_never_hold(dir: &std::path::Path, needle: &str) {
     for entry in walk(dir) {
         let bytes = std::fs::read(&entry).unwrap_or_default();
         let found = bytes.windows(needle.len()).any(|w| w == needle.as_bytes());
@@ -265,9 +265,14 @@ fn namespaces_isolate_store_registry_and_services_unless_a_rule_says_so() {
     let callers = matrix_callers(&node);
     use Want::{Allowed as A, Denied as D, Unauthenticated as U};
     // Rows: [store read, store write, registry read, registry write, service call,
-    // service run], per caller in the order above.
-    let expected_a = [[A, A, A, A, A, A], [D; 6], [U; 6], [D; 6]];
-    let expected_b = [[D, D, D, D, A, D], [A; 6], [U, U, U, U, A, U], [A; 6]];
+    // service run, config read, config write], per caller in the order above.
+    let expected_a = [[A; 8], [D; 8], [U; 8], [D; 8]];
+    let expected_b = [
+        [D, D, D, D, A, D, D, D],
+        [A; 8],
+        [U, U, U, U, A, U, U, U],
+        [A; 8],
+    ];
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for (ns, expected) in [("a", expected_a), ("b", expected_b)] {
         for (caller, want) in callers.iter().zip(expected) {
@@ -331,20 +336,41 @@ fn matrix_callers(node: &Node) -> [Caller; 4] {
 }
 
 /// What one caller may do in namespace `ns`: store read and write, registry read and
-/// write, a service call (over HTTP) and a service run (runtime Create).
-async fn matrix_row(node: &Node, ns: &str, token: Option<&str>) -> [Want; 6] {
+/// write, a service call (over HTTP), a service run (runtime Create), config get and set.
+async fn matrix_row(node: &Node, ns: &str, token: Option<&str>) -> [Want; 8] {
     let channel = channel(&node.proxy).await;
     let [read, write] = store_row(&channel, ns, token).await;
     let [list, register] = registry_row(&channel, ns, token).await;
     let run = run_cell(&channel, ns, token).await;
-    [
-        read,
-        write,
-        list,
-        register,
-        call_over_http(node, ns, token),
-        run,
-    ]
+    let [get, set] = config_row(&channel, ns, token).await;
+    let call = call_over_http(node, ns, token);
+    [read, write, list, register, call, run, get, set]
+}
+
+async fn config_row(channel: &Channel, ns: &str, token: Option<&str>) -> [Want; 2] {
+    use micro_proto::config as cf;
+    let mut config = cf::config_client::ConfigClient::new(channel.clone());
+    let value = cf::Value {
+        data: r#"{"k":1}"#.into(),
+        format: "json".into(),
+    };
+    let set = cf::SetRequest {
+        namespace: ns.into(),
+        path: "matrix".into(),
+        value: Some(value),
+        options: None,
+    };
+    let set = config.set(authed(token, ns, set)).await;
+    let get = cf::GetRequest {
+        namespace: ns.into(),
+        path: "matrix".into(),
+        options: None,
+    };
+    let get = match config.get(authed(token, ns, get)).await {
+        Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+        other => other.map(|_| ()),
+    };
+    [outcome(&get), outcome(&set)]
 }
 
 async fn store_row(channel: &Channel, ns: &str, token: Option<&str>) -> [Want; 2] {

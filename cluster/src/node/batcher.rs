@@ -112,6 +112,11 @@ fn payload_len(command: &Command) -> usize {
         }
         Command::AuthAccountDelete { id, .. } | Command::AuthRuleDelete { id, .. } => id.len(),
         Command::AuthRulePut { rule, .. } => rule.id.len() + rule.scope.len() + 64,
+        Command::ConfigSet { leaves, .. } => leaves
+            .iter()
+            .map(|(path, leaf)| path.len() + leaf.value.len())
+            .sum(),
+        Command::ConfigDelete { path, .. } => path.len(),
     }
 }
 

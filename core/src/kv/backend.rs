@@ -26,11 +26,13 @@ pub enum Space {
     Runtime,
     /// Auth: accounts, rules and the cluster's signing keys.
     Auth,
+    /// Config: each namespace's leaves.
+    Config,
 }
 
 impl Space {
     /// Every space, in a fixed order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Log,
         Self::Raft,
         Self::Meta,
@@ -39,15 +41,17 @@ impl Space {
         Self::Registry,
         Self::Runtime,
         Self::Auth,
+        Self::Config,
     ];
 
     /// The spaces that make up the replicated state machine (what a snapshot carries).
-    pub const STATE: [Self; 5] = [
+    pub const STATE: [Self; 6] = [
         Self::Meta,
         Self::Store,
         Self::Registry,
         Self::Runtime,
         Self::Auth,
+        Self::Config,
     ];
 
     /// The stable name of the space (the RocksDB column family name).
@@ -61,6 +65,7 @@ impl Space {
             Self::Registry => "registry",
             Self::Runtime => "runtime",
             Self::Auth => "auth",
+            Self::Config => "config",
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::state::keys::{
     self, EXPIRY_TAG, LOG_TIME_KEY, StoredRecord, catalogue_key, decode, encode, expiry_key,
     record_key,
 };
-use crate::state::{Command, Request, Response, auth, services};
+use crate::state::{Command, Request, Response, auth, config, services};
 use crate::store::{Record, TablePath};
 
 /// The most expired records one tick purges; the rest wait for the next tick (reads
@@ -88,6 +88,10 @@ pub fn apply(kv: &dyn KvBackend, request: &Request) -> Result<Applied, KvError> 
         }
         Command::AuthRuleDelete { namespace, id } => {
             auth::rule_delete(kv, namespace, id, &mut batch)?
+        }
+        Command::ConfigSet { namespace, leaves } => config::set(namespace, leaves, &mut batch),
+        Command::ConfigDelete { namespace, path } => {
+            config::delete(kv, namespace, path, &mut batch)?
         }
         Command::RuntimeUpsert { namespace, service } => {
             services::runtime_upsert(namespace, service, now, &mut batch)

@@ -105,6 +105,20 @@ pub enum Command {
         /// The rule id.
         id: String,
     },
+    /// Writes config leaves (each replacing what was at and under its path).
+    ConfigSet {
+        /// Its namespace.
+        namespace: Namespace,
+        /// Leaves by path, secrets already encrypted.
+        leaves: Vec<(String, crate::config::Leaf)>,
+    },
+    /// Deletes the config value at a path (all of it for the root).
+    ConfigDelete {
+        /// Its namespace.
+        namespace: Namespace,
+        /// The path.
+        path: String,
+    },
 }
 
 /// A log entry's payload: a command stamped with the proposing leader's wall time.

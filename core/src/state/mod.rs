@@ -16,6 +16,7 @@
 mod apply;
 mod auth;
 mod command;
+mod config;
 mod keys;
 mod reader;
 mod services;

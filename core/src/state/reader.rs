@@ -79,6 +79,15 @@ impl StateReader {
         crate::state::auth::rules(self.kv.as_ref(), namespace)
     }
 
+    /// The config leaves of `namespace` at and under `path` (paths from the root).
+    pub fn config_leaves(
+        &self,
+        namespace: &Namespace,
+        path: &str,
+    ) -> Result<Vec<(String, crate::config::Leaf)>, KvError> {
+        crate::state::config::leaves(self.kv.as_ref(), namespace, path)
+    }
+
     /// The cluster's signing keys, once bootstrapped.
     pub fn auth_keys(&self) -> Result<Option<crate::auth::SigningKeys>, KvError> {
         crate::state::auth::keys(self.kv.as_ref())

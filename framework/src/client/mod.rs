@@ -6,12 +6,14 @@
 //! ```
 
 mod auth;
+mod config;
 mod registry;
 mod service_client;
 mod store;
 
 pub use auth::AuthClient;
 pub use auth::types as auth_types;
+pub use config::{ConfigClient, ConfigValue};
 pub use registry::RegistryClient;
 pub use service_client::{Client, DEFAULT_TIMEOUT};
 pub use store::{LIST_KEYS_MAX, StoreClient};

@@ -150,6 +150,11 @@ impl Client {
     }
 
     /// The channel to the proxy.
+    /// The namespace's config, with typed getters.
+    pub fn config(&self) -> crate::client::ConfigClient {
+        crate::client::ConfigClient::new(self.clone())
+    }
+
     /// The typed auth client (log in, inspect tokens, accounts and rules).
     pub fn auth(&self) -> crate::client::AuthClient {
         crate::client::AuthClient::new(self.clone())

@@ -2,6 +2,7 @@
 
 mod auth;
 mod cluster;
+mod config;
 mod debug;
 mod guard;
 mod namespace;
@@ -13,6 +14,7 @@ mod store;
 
 pub use auth::{AuthService, account_to_wire};
 pub use cluster::ClusterService;
+pub use config::ConfigService;
 pub use debug::DebugService;
 pub use guard::{Caller, EXEMPT, bearer, caller_of, identify};
 pub use namespace::{

@@ -11,6 +11,7 @@ use micro_proto::auth::accounts_server::AccountsServer;
 use micro_proto::auth::auth_server::AuthServer;
 use micro_proto::auth::rules_server::RulesServer;
 use micro_proto::cluster::cluster_server::ClusterServer;
+use micro_proto::config::config_server::ConfigServer;
 use micro_proto::debug::debug_server::DebugServer;
 use micro_proto::registry::registry_server::RegistryServer;
 use micro_proto::runtime::runtime_server::RuntimeServer;
@@ -19,7 +20,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::transport::server::Connected;
 
 use crate::{
-    AuthService, ClusterService, DebugService, RegistryService, RuntimeService, StoreService,
+    AuthService, ClusterService, ConfigService, DebugService, RegistryService, RuntimeService,
+    StoreService,
 };
 
 /// The largest gRPC message the proxy accepts or sends (a 1 MiB value plus headroom).
@@ -68,12 +70,20 @@ where
             .max_encoding_message_size(MESSAGE_LEN_MAX),
     )
     .add_service(DebugServer::new(debug))
-    .add_service(ClusterServer::new(ClusterService::new(deps.replicator)))
+    .add_service(ClusterServer::new(ClusterService::new(
+        deps.replicator.clone(),
+    )))
     .add_service(
         RegistryServer::new(RegistryService::new(deps.registry))
             .max_decoding_message_size(MESSAGE_LEN_MAX),
     )
-    .add_service(RuntimeServer::new(RuntimeService::new(deps.runtime)));
+    .add_service(RuntimeServer::new(RuntimeService::new(deps.runtime)))
+    .add_service(
+        ConfigServer::new(ConfigService::new(micro_actors::ConfigHandle::new(
+            deps.replicator.clone(),
+        )))
+        .max_decoding_message_size(MESSAGE_LEN_MAX),
+    );
     let routes = match &deps.auth {
         Some(auth) => routes
             .add_service(AuthServer::new(AuthService::new(auth.clone())))

@@ -6,3 +6,4 @@
 
 mod t10_calls;
 mod t20_process;
+mod t30_config;

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 /// The name the process registers under (so it cannot be confused with an in-node one).
 const NAME: &str = "greeter";
 
-async fn cluster() -> Vec<RunningNode> {
+pub(crate) async fn cluster() -> Vec<RunningNode> {
     let mut peer_listeners = Vec::new();
     let mut peers = BTreeMap::new();
     for id in 1..=3_u64 {
@@ -158,17 +158,22 @@ async fn registered(client: &micro::Client) -> bool {
         .is_ok_and(|services| services.iter().any(|s| s.name == NAME))
 }
 
-/// Registering needs an admin or service account: the admin makes one for the process,
-/// which logs in with it as the runtime's services do.
-async fn service_account(client: &micro::Client) -> micro::client::auth_types::Account {
+/// The default admin's session, once the cluster has bootstrapped auth.
+pub(crate) async fn admin_session(client: &micro::Client) -> micro::session::Session {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let admin = loop {
+    loop {
         match micro::session::Session::login(client, "admin", "micro").await {
-            Ok(admin) => break admin,
+            Ok(admin) => return admin,
             Err(err) => assert!(Instant::now() < deadline, "cannot log in: {err}"),
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    }
+}
+
+/// Registering needs an admin or service account: the admin makes one for the process,
+/// which logs in with it as the runtime's services do.
+async fn service_account(client: &micro::Client) -> micro::client::auth_types::Account {
+    let admin = admin_session(client).await;
     let account = client
         .clone()
         .with_session(admin)
