@@ -27,6 +27,8 @@ const TRANSFER_WAIT: Duration = Duration::from_secs(5);
 const ELECT_SUSPEND_MAX: Duration = Duration::from_secs(15);
 /// How long the leader tries to tell a removed node it was removed.
 const TELL_REMOVED_WAIT: Duration = Duration::from_secs(2);
+/// How many times a leader tries to tell a removed node so.
+const TELL_REMOVED_ATTEMPTS: u32 = 5;
 
 /// How long a voter may see no leader before it campaigns on a fresh random delay.
 fn stuck_after(config: &crate::RaftNodeConfig) -> Duration {
@@ -260,15 +262,22 @@ impl RaftNode {
 
     /// Tells a removed node so, best effort: it would otherwise campaign and accept
     /// client requests it can never serve, since no leader sends it the log entry that
-    /// removed it.
+    /// removed it. Retried a few times: one lost message (a busy machine, a dropped
+    /// connection) would leave it waiting for a leader for good.
     fn tell_removed(&self, addr: String) {
         let network = self.inner.network.clone();
         tokio::spawn(async move {
-            let told = network
-                .call::<Result<(), ReplicaError>>(&addr, &PeerCall::Removed, TELL_REMOVED_WAIT)
-                .await;
-            if let Err(err) = told {
-                tracing::info!(%err, addr, "could not tell a removed node it was removed");
+            for attempt in 1..=TELL_REMOVED_ATTEMPTS {
+                let told = network
+                    .call::<Result<(), ReplicaError>>(&addr, &PeerCall::Removed, TELL_REMOVED_WAIT)
+                    .await;
+                match told {
+                    Ok(_) => return,
+                    Err(err) if attempt == TELL_REMOVED_ATTEMPTS => {
+                        tracing::info!(%err, addr, "could not tell a removed node it was removed");
+                    }
+                    Err(_) => tokio::time::sleep(TELL_REMOVED_WAIT / 4).await,
+                }
             }
         });
     }
