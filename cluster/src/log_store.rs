@@ -255,3 +255,40 @@ const _: fn() = || {
     fn assert_storage<T: RaftLogStorage<TypeConfig>>() {}
     assert_storage::<KvLogStore>();
 };
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use micro_core::kv::{KvBackend, MemKvBackend, Space, WriteBatch};
+    use openraft::storage::RaftLogStorage;
+    use openraft::{CommittedLeaderId, LogId};
+
+    use crate::{Flusher, KvLogStore};
+
+    fn id(index: u64) -> LogId<u64> {
+        LogId::new(CommittedLeaderId::new(1, 1), index)
+    }
+
+    /// Regression (t20_failover, #5): after a restart the lazily saved committed id was
+    /// behind the snapshot the state machine had taken, and openraft refused to start.
+    #[tokio::test]
+    async fn the_committed_id_read_at_start_is_never_behind_what_was_applied() {
+        let kv: Arc<dyn KvBackend> = Arc::new(MemKvBackend::new());
+        let mut log = KvLogStore::new(kv.clone(), Flusher::spawn(kv.clone()));
+        log.save_committed(Some(id(5))).await.unwrap();
+        let mut batch = WriteBatch::default();
+        let applied = crate::codec::encode(&Some(id(9))).unwrap();
+        batch.put(
+            Space::Meta,
+            crate::state_machine::LAST_APPLIED_KEY.to_vec(),
+            applied,
+        );
+        kv.write(batch).unwrap();
+        assert_eq!(log.read_committed().await.unwrap(), Some(id(9)));
+        log.save_committed(Some(id(12))).await.unwrap();
+        assert_eq!(log.read_committed().await.unwrap(), Some(id(12)));
+    }
+}
