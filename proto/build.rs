@@ -5,8 +5,9 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const FILES: [&str; 9] = [
+const FILES: [&str; 10] = [
     "auth/auth.proto",
+    "broker/broker.proto",
     "config/config.proto",
     "registry/registry.proto",
     "runtime/runtime.proto",

@@ -35,6 +35,7 @@
 //! ```
 
 pub mod auth;
+pub mod broker;
 pub mod config;
 pub mod registry;
 pub mod router;
@@ -43,6 +44,7 @@ pub mod store;
 pub mod supervisor;
 
 pub use auth::AuthHandle;
+pub use broker::BrokerHub;
 pub use config::ConfigHandle;
 pub use registry::RegistryHandle;
 pub use router::Router;

@@ -64,6 +64,11 @@ impl Router {
         &self.inner.address
     }
 
+    /// How this node calls other nodes' proxies.
+    pub fn remote(&self) -> Arc<dyn RemoteCaller> {
+        self.inner.remote.clone()
+    }
+
     /// Serves `name` in `namespace` from this node.
     pub fn add_local(&self, namespace: Namespace, name: &str, service: Arc<dyn LocalService>) {
         let mut local = self

@@ -23,8 +23,8 @@ pub use api::{
 };
 
 pub use proxy::{
-    AuthService, CONSISTENCY_HEADER, Caller, ClusterService, ConfigService, DebugService, Dial,
-    EXEMPT, GrpcRemote, MESSAGE_LEN_MAX, NAMESPACE_HEADER, ProxyDeps, RegistryService,
-    RuntimeService, StoreService, account_to_wire, bearer, caller_of, consistency_of, identify,
-    namespace_from, namespace_of, serve_proxy,
+    AuthService, BrokerService, CONSISTENCY_HEADER, Caller, ClusterService, ConfigService,
+    DebugService, Dial, EXEMPT, GrpcRemote, MESSAGE_LEN_MAX, NAMESPACE_HEADER, ProxyDeps,
+    RegistryService, RuntimeService, StoreService, account_to_wire, bearer, caller_of,
+    consistency_of, identify, namespace_from, namespace_of, serve_proxy,
 };

@@ -59,6 +59,10 @@ package!(
     auth
 );
 package!(
+    /// Package `broker`: `/broker.Broker/{Publish,Subscribe}`.
+    broker
+);
+package!(
     /// Package `config`: `/config.Config/{Get,Set,Delete,Read}`.
     config
 );

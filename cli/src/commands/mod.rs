@@ -3,6 +3,7 @@
 mod auth;
 pub mod bench;
 pub mod bench_call;
+mod broker;
 mod cluster;
 mod config;
 mod output;
@@ -52,6 +53,9 @@ pub enum Command {
     /// Inspect the Raft cluster
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Publish and subscribe to ephemeral messages (no persistence)
+    #[command(subcommand)]
+    Broker(broker::BrokerCommand),
     /// Read and write the namespace's config (dot paths, JSON values, secrets)
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -194,6 +198,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Store(command) => store::run(&connect().await?, command).await,
         Command::Cluster(command) => cluster::run(&connect().await?, command).await,
         Command::Config(command) => config::run(&connect().await?, command).await,
+        Command::Broker(command) => broker::run(&connect().await?, command).await,
         Command::Bench(command) => bench::run(command, connect).await,
         Command::Services(args) => services::services(&connect().await?, args).await,
         Command::Call(args) => services::call(&connect().await?, args, false).await,

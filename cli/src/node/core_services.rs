@@ -10,8 +10,9 @@ use prost_reflect::DescriptorPool;
 
 /// The core services a node registers in namespace `micro`: registry name and proto
 /// service.
-pub const CORE_SERVICES: [(&str, &str); 6] = [
+pub const CORE_SERVICES: [(&str, &str); 7] = [
     ("auth", "auth.Auth"),
+    ("broker", "broker.Broker"),
     ("config", "config.Config"),
     ("store", "store.Store"),
     ("registry", "registry.Registry"),

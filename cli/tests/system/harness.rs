@@ -99,6 +99,31 @@ impl Node {
         ok(&self.micro(&["user", "token"])).trim().to_owned()
     }
 
+    /// Starts a long-running CLI command (a subscriber, say), logged in as the admin;
+    /// its stdout lines arrive on the receiver. Killed when the guard drops.
+    pub(crate) fn spawn_micro(&self, args: &[&str]) -> (ChildGuard, mpsc::Receiver<String>) {
+        self.login();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_micro"))
+            .args(["--proxy", &self.proxy])
+            .args(args)
+            .env("MICRO_HOME", self.home.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn micro");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        (ChildGuard(child), rx)
+    }
+
     /// Runs the CLI with `home` as `MICRO_HOME` (a fresh one is anonymous).
     pub(crate) fn micro_anonymous(&self, home: &Path, args: &[&str]) -> Output {
         micro_in(home, &["--proxy", &self.proxy], args)
@@ -121,6 +146,16 @@ impl Node {
         let mut flags = vec!["--proxy", self.proxy.as_str()];
         flags.extend_from_slice(global);
         micro_in(self.home.path(), &flags, args)
+    }
+}
+
+/// Kills a spawned process when dropped.
+pub(crate) struct ChildGuard(pub(crate) Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

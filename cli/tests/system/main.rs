@@ -14,3 +14,4 @@ mod t40_cluster;
 mod t50_services;
 mod t60_auth;
 mod t70_config;
+mod t80_broker;

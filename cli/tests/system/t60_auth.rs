@@ -1,6 +1,6 @@
 //! Auth through every door: the CLI (login, tokens under MICRO_HOME, auth commands),
 //! the HTTP api (bearer tokens, 401/403), and gRPC clients of the proxy; and the
-//! namespace isolation matrix (store, registry, a service, config).
+//! namespace isolation matrix (store, registry, a service, config, broker).
 
 use std::time::{Duration, Instant};
 
@@ -265,13 +265,14 @@ fn namespaces_isolate_store_registry_and_services_unless_a_rule_says_so() {
     let callers = matrix_callers(&node);
     use Want::{Allowed as A, Denied as D, Unauthenticated as U};
     // Rows: [store read, store write, registry read, registry write, service call,
-    // service run, config read, config write], per caller in the order above.
-    let expected_a = [[A; 8], [D; 8], [U; 8], [D; 8]];
+    // service run, config read, config write, broker subscribe, broker publish], per
+    // caller in the order above.
+    let expected_a = [[A; 10], [D; 10], [U; 10], [D; 10]];
     let expected_b = [
-        [D, D, D, D, A, D, D, D],
-        [A; 8],
-        [U, U, U, U, A, U, U, U],
-        [A; 8],
+        [D, D, D, D, A, D, D, D, D, D],
+        [A; 10],
+        [U, U, U, U, A, U, U, U, U, U],
+        [A; 10],
     ];
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for (ns, expected) in [("a", expected_a), ("b", expected_b)] {
@@ -336,15 +337,35 @@ fn matrix_callers(node: &Node) -> [Caller; 4] {
 }
 
 /// What one caller may do in namespace `ns`: store read and write, registry read and
-/// write, a service call (over HTTP), a service run (runtime Create), config get and set.
-async fn matrix_row(node: &Node, ns: &str, token: Option<&str>) -> [Want; 8] {
+/// write, a service call (over HTTP), a service run (runtime Create), config get and
+/// set, broker subscribe and publish.
+async fn matrix_row(node: &Node, ns: &str, token: Option<&str>) -> [Want; 10] {
     let channel = channel(&node.proxy).await;
     let [read, write] = store_row(&channel, ns, token).await;
     let [list, register] = registry_row(&channel, ns, token).await;
     let run = run_cell(&channel, ns, token).await;
     let [get, set] = config_row(&channel, ns, token).await;
+    let [subscribe, publish] = broker_row(&channel, ns, token).await;
     let call = call_over_http(node, ns, token);
-    [read, write, list, register, call, run, get, set]
+    [
+        read, write, list, register, call, run, get, set, subscribe, publish,
+    ]
+}
+
+async fn broker_row(channel: &Channel, ns: &str, token: Option<&str>) -> [Want; 2] {
+    use micro_proto::broker as br;
+    let mut broker = br::broker_client::BrokerClient::new(channel.clone());
+    let subscribe = br::SubscribeRequest {
+        topic: "matrix".into(),
+        queue: String::new(),
+    };
+    let subscribe = broker.subscribe(authed(token, ns, subscribe)).await;
+    let publish = br::PublishRequest {
+        topic: "matrix".into(),
+        message: Some(br::Message::default()),
+    };
+    let publish = broker.publish(authed(token, ns, publish)).await;
+    [outcome(&subscribe), outcome(&publish)]
 }
 
 async fn config_row(channel: &Channel, ns: &str, token: Option<&str>) -> [Want; 2] {

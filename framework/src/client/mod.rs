@@ -6,6 +6,7 @@
 //! ```
 
 mod auth;
+mod broker;
 mod config;
 mod registry;
 mod service_client;
@@ -13,6 +14,7 @@ mod store;
 
 pub use auth::AuthClient;
 pub use auth::types as auth_types;
+pub use broker::{BrokerClient, BrokerMessage, Messages};
 pub use config::{ConfigClient, ConfigValue};
 pub use registry::RegistryClient;
 pub use service_client::{Client, DEFAULT_TIMEOUT};

@@ -150,6 +150,11 @@ impl Client {
     }
 
     /// The channel to the proxy.
+    /// Ephemeral publish and subscribe in the client's namespace.
+    pub fn broker(&self) -> crate::client::BrokerClient {
+        crate::client::BrokerClient::new(self.clone())
+    }
+
     /// The namespace's config, with typed getters.
     pub fn config(&self) -> crate::client::ConfigClient {
         crate::client::ConfigClient::new(self.clone())

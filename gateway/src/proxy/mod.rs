@@ -1,6 +1,7 @@
 //! The gRPC proxy: one tonic server carrying every core service.
 
 mod auth;
+mod broker;
 mod cluster;
 mod config;
 mod debug;
@@ -13,6 +14,7 @@ mod server;
 mod store;
 
 pub use auth::{AuthService, account_to_wire};
+pub use broker::BrokerService;
 pub use cluster::ClusterService;
 pub use config::ConfigService;
 pub use debug::DebugService;

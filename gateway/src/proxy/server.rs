@@ -10,6 +10,7 @@ use micro_core::replicator::Replicator;
 use micro_proto::auth::accounts_server::AccountsServer;
 use micro_proto::auth::auth_server::AuthServer;
 use micro_proto::auth::rules_server::RulesServer;
+use micro_proto::broker::broker_server::BrokerServer;
 use micro_proto::cluster::cluster_server::ClusterServer;
 use micro_proto::config::config_server::ConfigServer;
 use micro_proto::debug::debug_server::DebugServer;
@@ -74,15 +75,24 @@ where
         deps.replicator.clone(),
     )))
     .add_service(
-        RegistryServer::new(RegistryService::new(deps.registry))
+        RegistryServer::new(RegistryService::new(deps.registry.clone()))
             .max_decoding_message_size(MESSAGE_LEN_MAX),
     )
-    .add_service(RuntimeServer::new(RuntimeService::new(deps.runtime)))
+    .add_service(RuntimeServer::new(RuntimeService::new(
+        deps.runtime.clone(),
+    )))
     .add_service(
         ConfigServer::new(ConfigService::new(micro_actors::ConfigHandle::new(
             deps.replicator.clone(),
         )))
         .max_decoding_message_size(MESSAGE_LEN_MAX),
+    );
+    let hub = micro_actors::BrokerHub::new(deps.runtime.clone(), deps.router.address().to_owned());
+    let broker = crate::BrokerService::new(hub, deps.registry.clone(), deps.router.remote());
+    let routes = routes.add_service(
+        BrokerServer::new(broker)
+            .max_decoding_message_size(MESSAGE_LEN_MAX)
+            .max_encoding_message_size(MESSAGE_LEN_MAX),
     );
     let routes = match &deps.auth {
         Some(auth) => routes

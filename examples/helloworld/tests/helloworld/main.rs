@@ -7,3 +7,4 @@
 mod t10_calls;
 mod t20_process;
 mod t30_config;
+mod t40_broker;
