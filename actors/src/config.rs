@@ -158,13 +158,23 @@ impl ConfigHandle {
             .reader()
             .config_leaves(namespace, path)
             .map_err(|e| unavailable(&e.0))?;
-        let reveal = |leaf: &Leaf| {
-            let masked = serde_json::Value::String(SECRET_MASK.to_owned()).to_string();
-            if secrets {
-                self.open(&leaf.value).unwrap_or(masked)
-            } else {
-                masked
+        // Open every secret first: one that does not open is an error, never the mask
+        // passed off as the value.
+        let mut opened = std::collections::HashMap::new();
+        if secrets {
+            for (leaf_path, leaf) in leaves.iter().filter(|(_, l)| l.secret) {
+                opened.insert(leaf_path.clone(), self.open(&leaf.value)?);
             }
+        }
+        let masked = serde_json::Value::String(SECRET_MASK.to_owned()).to_string();
+        let by_value: std::collections::HashMap<&str, &str> = leaves
+            .iter()
+            .filter_map(|(p, l)| opened.get(p).map(|o| (l.value.as_str(), o.as_str())))
+            .collect();
+        let reveal = |leaf: &Leaf| {
+            by_value
+                .get(leaf.value.as_str())
+                .map_or_else(|| masked.clone(), |o| (*o).to_owned())
         };
         assemble(path, &leaves, &reveal).ok_or_else(|| {
             ConfigError::NotFound(format!("no config at {path:?} in namespace {namespace}"))

@@ -74,8 +74,8 @@ impl ConfigValue {
         match &self.0 {
             Some(serde_json::Value::Number(n)) => n
                 .as_f64()
-                .filter(|s| s.is_finite() && *s >= 0.0)
-                .map_or(default, Duration::from_secs_f64),
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .unwrap_or(default),
             Some(serde_json::Value::String(s)) => parse_duration(s).unwrap_or(default),
             _ => default,
         }
@@ -128,7 +128,7 @@ fn parse_duration(text: &str) -> Option<Duration> {
         "d" => number * 86_400.0,
         _ => return None,
     };
-    (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 fn status(status: &tonic::Status) -> Error {
@@ -243,6 +243,15 @@ mod tests {
             Duration::from_millis(1500)
         );
         assert_eq!(value(serde_json::json!("a,b")).string_list(&[]), ["a", "b"]);
+        // Out of range falls back instead of panicking.
+        assert_eq!(
+            value(serde_json::json!(1e20)).duration(Duration::ZERO),
+            Duration::ZERO
+        );
+        assert_eq!(
+            value(serde_json::json!("300000000000000000d")).duration(Duration::ZERO),
+            Duration::ZERO
+        );
         let missing = ConfigValue(None);
         assert!(!missing.exists());
         assert_eq!(missing.int(7), 7);

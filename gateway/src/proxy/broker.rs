@@ -9,7 +9,9 @@
 //! ```
 //!
 //! A forwarded publish carries `micro-broker-deliver` and is only delivered locally, so
-//! it never travels further. Every call needs an account of the namespace (v3: "an
+//! it never travels further. (Any account of the namespace may send that header too and
+//! so deliver to one node only; it cannot reach another namespace. Authenticating
+//! node-to-node forwards waits for the peer credentials of #12.) Every call needs an account of the namespace (v3: "an
 //! account is required"); topics and queues live in the caller's namespace.
 
 use std::pin::Pin;
@@ -18,7 +20,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures::{Stream, StreamExt};
 use micro_actors::RegistryHandle;
-use micro_actors::broker::{BrokerHub, BrokerMessage, QUEUE_SERVICE, validate_name};
+use micro_actors::broker::{
+    BrokerHub, BrokerMessage, GROUP_METADATA, QUEUE_SERVICE, TOPIC_METADATA, topic_digest,
+    validate_name,
+};
 use micro_core::service::{CONTENT_PROTO, Call, RemoteCaller};
 use micro_core::{MicroError, Namespace};
 use micro_proto::broker as pb;
@@ -114,15 +119,14 @@ impl BrokerService {
             .registry
             .lookup_local(&Namespace::default(), QUEUE_SERVICE)?;
         let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        let ns = namespace.as_str();
+        let wanted = topic_digest(namespace, topic);
         for node in services.iter().flat_map(|s| s.nodes.iter()) {
             let meta = |key: &str| node.metadata.get(key).map(String::as_str);
-            if meta("namespace") == Some(ns)
-                && meta("topic") == Some(topic)
-                && let Some(queue) = meta("queue")
+            if meta(TOPIC_METADATA) == Some(wanted.as_str())
+                && let Some(group) = meta(GROUP_METADATA)
             {
                 groups
-                    .entry(queue.to_owned())
+                    .entry(group.to_owned())
                     .or_default()
                     .push(node.address.clone());
             }
@@ -134,24 +138,24 @@ impl BrokerService {
         Ok(groups)
     }
 
-    /// Delivers one message of queue `queue` to a member on one of `addresses`, trying
-    /// the next node when one cannot take it.
+    /// Delivers one message of the group with digest `group` to a member on one of
+    /// `addresses`, trying the next node when one cannot take it.
     async fn deliver_to_group(
         &self,
         namespace: &Namespace,
         request: &pb::PublishRequest,
         message: &BrokerMessage,
         token: Option<&str>,
-        (queue, addresses): (&str, &[String]),
+        (group, addresses): (&str, &[String]),
     ) {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         for i in 0..addresses.len() {
             let address = &addresses[(start + i) % addresses.len()];
             let delivered = if address == self.hub.address() {
                 self.hub
-                    .deliver_queue(namespace, &request.topic, queue, message)
+                    .deliver_queue(namespace, &request.topic, group, message)
             } else {
-                let deliver = format!("queue:{queue}");
+                let deliver = format!("queue:{group}");
                 self.forward(address, namespace, request, token, deliver)
                     .await
                     .is_ok()
@@ -225,8 +229,8 @@ impl Broker for BrokerService {
                 let groups = self
                     .queue_groups(&namespace, &body.topic)
                     .map_err(|e| status(&e))?;
-                for (queue, addresses) in &groups {
-                    let group = (queue.as_str(), addresses.as_slice());
+                for (digest, addresses) in &groups {
+                    let group = (digest.as_str(), addresses.as_slice());
                     self.deliver_to_group(&namespace, &body, &message, token.as_deref(), group)
                         .await;
                 }
