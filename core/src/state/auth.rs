@@ -235,12 +235,10 @@ mod tests {
     use super::*;
     use crate::auth::{Account, Resource};
     use crate::kv::MemKvBackend;
-    use crate::state::{Command, Request, StateReader, apply};
+    use crate::state::{Command, StateReader};
 
     fn run(kv: &MemKvBackend, command: Command) -> Response {
-        let applied = apply(kv, &Request { at_ms: 1, command }).unwrap();
-        kv.write(applied.batch).unwrap();
-        applied.response
+        crate::state::apply_now(kv, 1, command)
     }
 
     fn stored(id: &str, name: &str) -> StoredAccount {

@@ -24,3 +24,13 @@ mod services;
 pub use apply::{Applied, PURGE_PER_TICK, apply};
 pub use command::{Command, Request, Response};
 pub use reader::{LIST_KEYS_MAX, READ_RECORDS_MAX, StateReader};
+
+/// Applies `command` at log time `at_ms` and writes its batch: the step every state
+/// test repeats.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn apply_now(kv: &dyn crate::kv::KvBackend, at_ms: u64, command: Command) -> Response {
+    let applied = apply(kv, &Request { at_ms, command }).unwrap();
+    kv.write(applied.batch).unwrap();
+    applied.response
+}

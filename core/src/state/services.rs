@@ -315,14 +315,13 @@ pub(crate) fn runtime_services(
 mod tests {
     use std::sync::Arc;
 
-    use crate::kv::{KvBackend, MemKvBackend};
+    use crate::kv::MemKvBackend;
     use crate::namespace::Namespace;
     use crate::registry::{Node, Registration, Service};
-    use crate::state::{Command, Request, StateReader, apply};
+    use crate::state::{Command, StateReader};
 
     fn run(kv: &Arc<MemKvBackend>, at_ms: u64, command: Command) {
-        let out = apply(kv.as_ref(), &Request { at_ms, command }).unwrap();
-        kv.write(out.batch).unwrap();
+        crate::state::apply_now(kv.as_ref(), at_ms, command);
     }
 
     fn registration(node: &str, ttl: Option<u64>) -> Command {
