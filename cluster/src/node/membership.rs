@@ -238,8 +238,8 @@ impl RaftNode {
                 };
                 let addr = self.member_addr(id);
                 let removed = raft.change_membership(change, false).await;
-                if let (Ok(_), Some(addr)) = (&removed, addr) {
-                    self.tell_removed(addr);
+                if let (Ok(written), Some(addr)) = (&removed, addr) {
+                    self.tell_removed(addr, written.log_id.index);
                 }
                 removed
             }
@@ -264,12 +264,16 @@ impl RaftNode {
     /// client requests it can never serve, since no leader sends it the log entry that
     /// removed it. Retried a few times: one lost message (a busy machine, a dropped
     /// connection) would leave it waiting for a leader for good.
-    fn tell_removed(&self, addr: String) {
+    fn tell_removed(&self, addr: String, at: u64) {
         let network = self.inner.network.clone();
         tokio::spawn(async move {
             for attempt in 1..=TELL_REMOVED_ATTEMPTS {
                 let told = network
-                    .call::<Result<(), ReplicaError>>(&addr, &PeerCall::Removed, TELL_REMOVED_WAIT)
+                    .call::<Result<(), ReplicaError>>(
+                        &addr,
+                        &PeerCall::Removed(at),
+                        TELL_REMOVED_WAIT,
+                    )
                     .await;
                 match told {
                     Ok(_) => return,

@@ -53,6 +53,8 @@ struct Inner {
     transferring: AtomicBool,
     /// The leader said this node was removed (and none has replicated to it since).
     removed: AtomicBool,
+    /// The log index of the membership entry that removed this node.
+    removed_at: AtomicU64,
     /// Where local proposals queue for the batcher.
     proposals: tokio::sync::mpsc::Sender<batcher::Pending>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -124,6 +126,7 @@ impl RaftNode {
             busy: AtomicBool::new(false),
             transferring: AtomicBool::new(false),
             removed: AtomicBool::new(false),
+            removed_at: AtomicU64::new(0),
             tasks: std::sync::Mutex::new(Vec::new()),
         });
         let node = Self { inner };

@@ -73,8 +73,25 @@ impl RaftNode {
             .is_some()
     }
 
+    /// Marks this node removed by the membership entry at log index `at`: it stops
+    /// campaigning and serving until a leader replicates a later entry to it.
+    pub(crate) fn removed_at(&self, at: u64) {
+        self.inner.removed_at.fetch_max(at, Ordering::AcqRel);
+        self.set_removed(true);
+    }
+
+    /// A leader replicated the log up to `index` to this node: past the entry that
+    /// removed it, the node was added back.
+    pub(crate) fn replicated_up_to(&self, index: u64) {
+        if self.inner.removed.load(Ordering::Acquire)
+            && index > self.inner.removed_at.load(Ordering::Acquire)
+        {
+            self.set_removed(false);
+        }
+    }
+
     /// Marks this node removed (it stops campaigning and serving) or a member again.
-    pub(crate) fn set_removed(&self, removed: bool) {
+    fn set_removed(&self, removed: bool) {
         if self.inner.removed.swap(removed, Ordering::AcqRel) != removed {
             tracing::info!(
                 node_id = self.node_id(),
@@ -231,5 +248,38 @@ impl RaftNode {
             .map_err(|e| {
                 ReplicaError::NoQuorum(format!("not caught up to the read index {index}: {e}"))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use micro_core::kv::MemKvBackend;
+
+    use crate::{RaftNode, RaftNodeConfig, TcpConnector};
+
+    /// CI once saw a removed node keep waiting for a leader: a heartbeat sent before
+    /// the removal arrived after the leader's "you were removed" and made it a member
+    /// again. Only replication past the removing entry may do that.
+    #[tokio::test]
+    async fn a_heartbeat_from_before_the_removal_does_not_make_a_node_a_member_again() {
+        let kv = Arc::new(MemKvBackend::new());
+        let config = RaftNodeConfig::single(1, "127.0.0.1:1");
+        let clock = Arc::new(micro_core::SystemClock);
+        let node = RaftNode::start(config, kv, clock, Arc::new(TcpConnector))
+            .await
+            .unwrap();
+        node.bootstrap().await.unwrap();
+        assert!(node.is_member());
+
+        node.removed_at(5);
+        node.replicated_up_to(3);
+        node.replicated_up_to(5);
+        assert!(!node.is_member(), "a stale heartbeat re-admitted the node");
+
+        node.replicated_up_to(6);
+        assert!(node.is_member(), "replication past the removal is a re-add");
+        node.shutdown().await;
     }
 }

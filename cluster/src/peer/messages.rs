@@ -18,6 +18,8 @@ pub(crate) enum PeerCall {
     /// Start an election now (leadership transfer).
     Campaign,
     /// You were removed from the cluster: stop campaigning and refuse client requests
-    /// (a removed node never receives the log entry that removes it).
-    Removed,
+    /// (a removed node never receives the log entry that removes it). Carries the log
+    /// index of the membership entry that removed it: replication up to that index is
+    /// the leader's last word before the removal, only a later entry means re-added.
+    Removed(u64),
 }

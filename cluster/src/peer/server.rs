@@ -63,8 +63,15 @@ fn encode<T: Serialize>(value: &T) -> Result<Response<Payload>, Status> {
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode(request)?;
-        // A leader replicating to this node counts it as a member (again).
-        self.node.set_removed(false);
+        // A leader replicating entries past the removal counts this node as a member
+        // again; a heartbeat still in flight from before the removal does not.
+        let highest = rpc
+            .entries
+            .last()
+            .map(|entry| entry.log_id.index)
+            .or(rpc.prev_log_id.map(|id| id.index))
+            .unwrap_or(0);
+        self.node.replicated_up_to(highest);
         encode(&self.node.raft().append_entries(rpc).await)
     }
 
@@ -91,8 +98,8 @@ impl Peer for PeerService {
                 encode(&Ok::<(), micro_core::replicator::ReplicaError>(()))
             }
             PeerCall::Campaign => encode(&self.node.campaign().await),
-            PeerCall::Removed => {
-                self.node.set_removed(true);
+            PeerCall::Removed(at) => {
+                self.node.removed_at(at);
                 encode(&Ok::<(), micro_core::replicator::ReplicaError>(()))
             }
         }
