@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const FILES: [&str; 10] = [
+const FILES: [&str; 11] = [
     "auth/auth.proto",
     "broker/broker.proto",
     "config/config.proto",
+    "events/events.proto",
     "registry/registry.proto",
     "runtime/runtime.proto",
     "store/store.proto",

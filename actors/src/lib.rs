@@ -37,6 +37,7 @@
 pub mod auth;
 pub mod broker;
 pub mod config;
+pub mod events;
 pub mod registry;
 pub mod router;
 pub mod runtime;
@@ -46,6 +47,7 @@ pub mod supervisor;
 pub use auth::AuthHandle;
 pub use broker::BrokerHub;
 pub use config::ConfigHandle;
+pub use events::EventsHandle;
 pub use registry::RegistryHandle;
 pub use router::Router;
 pub use runtime::RuntimeHandle;

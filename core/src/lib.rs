@@ -38,6 +38,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod kv;
 pub mod namespace;
 pub mod registry;

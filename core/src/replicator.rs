@@ -87,6 +87,11 @@ pub trait Replicator: Send + Sync + Debug + 'static {
         &self,
         change: MembershipChange,
     ) -> BoxFuture<'static, Result<(), ReplicaError>>;
+
+    /// Resolves with the applied index once this node has applied past `index`: how a
+    /// reader of the local state (an events consumer) waits for something new without
+    /// polling. It never resolves on a node that stopped applying.
+    fn applied_past(&self, index: u64) -> BoxFuture<'static, u64>;
 }
 
 /// How fresh a read must be.
@@ -126,7 +131,20 @@ impl Consistency {
 pub struct MemReplicator {
     kv: Arc<MemKvBackend>,
     clock: Arc<dyn Clock>,
-    applied: Mutex<u64>,
+    applied: Arc<Mutex<Applied>>,
+}
+
+/// The applied count and who waits for it to move.
+#[derive(Debug, Default)]
+struct Applied {
+    index: u64,
+    waiting: Vec<std::task::Waker>,
+}
+
+fn lock(applied: &Mutex<Applied>) -> std::sync::MutexGuard<'_, Applied> {
+    applied
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl MemReplicator {
@@ -135,16 +153,13 @@ impl MemReplicator {
         Self {
             kv: Arc::new(MemKvBackend::new()),
             clock,
-            applied: Mutex::new(0),
+            applied: Arc::default(),
         }
     }
 
     fn apply_now(&self, command: Command) -> Result<Response, ReplicaError> {
         // The lock serializes apply+write, as the Raft log serializes entries.
-        let mut applied = self
-            .applied
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut applied = lock(&self.applied);
         let request = Request {
             at_ms: self.clock.now_ms(),
             command,
@@ -153,7 +168,10 @@ impl MemReplicator {
         self.kv
             .write(out.batch)
             .map_err(|e| ReplicaError::Fatal(e.0))?;
-        *applied += 1;
+        applied.index += 1;
+        for waker in applied.waiting.drain(..) {
+            waker.wake();
+        }
         Ok(out.response)
     }
 }
@@ -173,10 +191,7 @@ impl Replicator for MemReplicator {
     }
 
     fn status(&self) -> ClusterStatus {
-        let applied = *self
-            .applied
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let applied = lock(&self.applied).index;
         ClusterStatus {
             node_id: 1,
             leader: Some(1),
@@ -191,6 +206,18 @@ impl Replicator for MemReplicator {
             snapshot_index: 0,
             purged_index: 0,
         }
+    }
+
+    fn applied_past(&self, index: u64) -> BoxFuture<'static, u64> {
+        let applied = self.applied.clone();
+        Box::pin(std::future::poll_fn(move |cx| {
+            let mut applied = lock(&applied);
+            if applied.index > index {
+                return std::task::Poll::Ready(applied.index);
+            }
+            applied.waiting.push(cx.waker().clone());
+            std::task::Poll::Pending
+        }))
     }
 
     fn change_membership(

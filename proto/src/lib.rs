@@ -17,6 +17,7 @@
 //! assert_eq!(micro_proto::micro_from_status("store", &status).detail, "no foo");
 //! ```
 
+pub mod consume;
 mod convert;
 pub mod raw;
 mod registry_convert;
@@ -65,6 +66,10 @@ package!(
 package!(
     /// Package `config`: `/config.Config/{Get,Set,Delete,Read}`.
     config
+);
+package!(
+    /// Package `events`: `/events.Stream/{Publish,Consume}`, `/events.Store/{Read,Write}`.
+    events
 );
 package!(
     /// Package `store`: `/store.Store/*` and `/store.BlobStore/*`.

@@ -6,6 +6,7 @@ pub mod bench_call;
 mod broker;
 mod cluster;
 mod config;
+mod events;
 mod output;
 mod server;
 mod services;
@@ -56,6 +57,9 @@ pub enum Command {
     /// Publish and subscribe to ephemeral messages (no persistence)
     #[command(subcommand)]
     Broker(broker::BrokerCommand),
+    /// Publish, consume and read durable event streams (replicated, replayable)
+    #[command(subcommand)]
+    Events(events::EventsCommand),
     /// Read and write the namespace's config (dot paths, JSON values, secrets)
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -199,6 +203,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cluster(command) => cluster::run(&connect().await?, command).await,
         Command::Config(command) => config::run(&connect().await?, command).await,
         Command::Broker(command) => broker::run(&connect().await?, command).await,
+        Command::Events(command) => events::run(&connect().await?, command).await,
         Command::Bench(command) => bench::run(command, connect).await,
         Command::Services(args) => services::services(&connect().await?, args).await,
         Command::Call(args) => services::call(&connect().await?, args, false).await,

@@ -274,7 +274,7 @@ fn print_lines(lines: &[String]) -> Result<(), CliError> {
     Ok(())
 }
 
-fn stdout_error(err: &std::io::Error) -> CliError {
+pub(crate) fn stdout_error(err: &std::io::Error) -> CliError {
     CliError::new(OTHER, format!("cannot write to stdout: {err}"))
 }
 

@@ -59,6 +59,10 @@ pub struct NodeArgs {
     /// bootstrapped; later changes go through `micro auth` [default: micro]
     #[arg(long, env = "MICRO_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<Secret>,
+    /// How long events are kept after they are published, e.g. 24h, 7d, 90m
+    /// [default: 24h]
+    #[arg(long, env = "MICRO_EVENTS_RETENTION", value_parser = crate::duration::parse)]
+    pub events_retention: Option<std::time::Duration>,
     /// A TOML file with any of the settings above (keys as the flags, with `_`)
     #[arg(long, env = "MICRO_CONFIG")]
     pub config: Option<PathBuf>,
@@ -92,6 +96,8 @@ pub struct FileConfig {
     pub api_body_limit: Option<usize>,
     /// See [`NodeArgs::admin_password`].
     pub admin_password: Option<Secret>,
+    /// See [`NodeArgs::events_retention`] (a duration string, as the flag).
+    pub events_retention: Option<String>,
 }
 
 /// A secret setting: never printed, even in a debug dump of the configuration.
@@ -148,6 +154,23 @@ pub struct NodeConfig {
     pub body_limit: usize,
     /// The first password of `admin`, used only when this node bootstraps auth.
     pub admin_password: Secret,
+    /// How long events published through this node are kept.
+    pub events_retention: std::time::Duration,
+}
+
+/// The events retention from the flag, else the file, else 24 hours.
+fn retention(
+    flag: Option<std::time::Duration>,
+    file: Option<String>,
+) -> Result<std::time::Duration, CliError> {
+    match (flag, file) {
+        (Some(flag), _) => Ok(flag),
+        (None, Some(text)) => crate::duration::parse(&text)
+            .map_err(|e| CliError::usage(format!("events_retention: {e}"))),
+        (None, None) => Ok(std::time::Duration::from_millis(
+            micro_core::events::RETENTION_DEFAULT_MS,
+        )),
+    }
 }
 
 /// The folder of the CLI's and node's files: `MICRO_HOME`, else `~/.micro`.
@@ -213,6 +236,7 @@ impl NodeConfig {
                 .or(file.api_body_limit)
                 .unwrap_or(micro_gateway::BODY_LIMIT_DEFAULT),
             admin_password: Secret::admin(args.admin_password, file.admin_password),
+            events_retention: retention(args.events_retention, file.events_retention)?,
             peers,
         };
         if !config.peers.is_empty() && !config.peers.contains_key(&node_id) {

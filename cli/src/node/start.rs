@@ -157,10 +157,12 @@ pub async fn start_node<L: Listen>(
         deps.builtins,
         config.node_id,
     );
+    let retention = config.events_retention;
     let auth = (deps.enforce_auth)
         .then(|| micro_actors::AuthHandle::new(replicator.clone(), deps.clock.clone()));
     let (api_state, bootstrap) = api_state(config, &router, &registry, auth.as_ref(), &replicator);
     let proxy_deps = ProxyDeps {
+        events: micro_actors::EventsHandle::new(replicator.clone(), deps.clock.clone(), retention),
         handles,
         replicator: replicator.clone(),
         clock: deps.clock,

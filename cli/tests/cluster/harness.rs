@@ -42,6 +42,7 @@ fn config(id: u64, peer_addr: String, peers: BTreeMap<u64, String>) -> NodeConfi
         snapshot_every: 100,
         body_limit: micro_cli::node::BODY_LIMIT_DEFAULT,
         admin_password: micro_cli::node::Secret("micro".to_owned()),
+        events_retention: std::time::Duration::from_secs(24 * 3600),
     }
 }
 

@@ -15,3 +15,4 @@ mod t50_services;
 mod t60_auth;
 mod t70_config;
 mod t80_broker;
+mod t90_events;

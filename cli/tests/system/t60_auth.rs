@@ -212,7 +212,7 @@ fn a_refresh_token_dies_with_a_secret_change_and_a_deleted_account_is_locked_out
     });
 }
 
-async fn channel(proxy: &str) -> Channel {
+pub(crate) async fn channel(proxy: &str) -> Channel {
     Channel::from_shared(format!("http://{proxy}"))
         .unwrap()
         .connect()
@@ -221,7 +221,7 @@ async fn channel(proxy: &str) -> Channel {
 }
 
 /// `message` as a request of namespace `ns`, with `token` if any.
-fn authed<T>(token: Option<&str>, ns: &str, message: T) -> tonic::Request<T> {
+pub(crate) fn authed<T>(token: Option<&str>, ns: &str, message: T) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     request
         .metadata_mut()

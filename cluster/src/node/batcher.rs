@@ -117,6 +117,29 @@ fn payload_len(command: &Command) -> usize {
             .map(|(path, leaf)| path.len() + leaf.value.len())
             .sum(),
         Command::ConfigDelete { path, .. } => path.len(),
+        Command::EventsAppend { events, .. } => events
+            .iter()
+            .map(|e| {
+                let metadata: usize = e.metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+                e.id.len() + e.topic.len() + e.payload.len() + metadata
+            })
+            .sum(),
+        Command::EventsClaim {
+            topic,
+            group,
+            member,
+            ..
+        } => topic.len() + group.len() + member.len(),
+        Command::EventsLeave {
+            topic,
+            group,
+            member,
+            held,
+            ..
+        } => topic.len() + group.len() + member.len() + held.len() * 8,
+        Command::EventsAck {
+            topic, group, acks, ..
+        } => topic.len() + group.len() + acks.len() * 9,
     }
 }
 

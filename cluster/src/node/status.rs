@@ -37,6 +37,25 @@ impl Replicator for RaftNode {
         Box::pin(async move { Self::change_membership(&node, change).await })
     }
 
+    fn applied_past(&self, index: u64) -> BoxFuture<'static, u64> {
+        let mut metrics = self.inner.raft.metrics();
+        Box::pin(async move {
+            loop {
+                let applied = metrics
+                    .borrow_and_update()
+                    .last_applied
+                    .map_or(0, |id| id.index);
+                if applied > index {
+                    return applied;
+                }
+                if metrics.changed().await.is_err() {
+                    // Raft stopped: nothing will be applied here again.
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+    }
+
     fn reader(&self) -> StateReader {
         StateReader::new(self.inner.kv.clone())
     }

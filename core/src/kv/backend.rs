@@ -28,11 +28,13 @@ pub enum Space {
     Auth,
     /// Config: each namespace's leaves.
     Config,
+    /// Events: topic logs, consumer groups and the retention index.
+    Events,
 }
 
 impl Space {
     /// Every space, in a fixed order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Log,
         Self::Raft,
         Self::Meta,
@@ -42,16 +44,18 @@ impl Space {
         Self::Runtime,
         Self::Auth,
         Self::Config,
+        Self::Events,
     ];
 
     /// The spaces that make up the replicated state machine (what a snapshot carries).
-    pub const STATE: [Self; 6] = [
+    pub const STATE: [Self; 7] = [
         Self::Meta,
         Self::Store,
         Self::Registry,
         Self::Runtime,
         Self::Auth,
         Self::Config,
+        Self::Events,
     ];
 
     /// The stable name of the space (the RocksDB column family name).
@@ -66,6 +70,7 @@ impl Space {
             Self::Runtime => "runtime",
             Self::Auth => "auth",
             Self::Config => "config",
+            Self::Events => "events",
         }
     }
 }

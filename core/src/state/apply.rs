@@ -5,7 +5,7 @@ use crate::state::keys::{
     self, EXPIRY_TAG, LOG_TIME_KEY, StoredRecord, catalogue_key, decode, encode, expiry_key,
     record_key,
 };
-use crate::state::{Command, Request, Response, auth, config, services};
+use crate::state::{Command, Request, Response, auth, config, events, services};
 use crate::store::{Record, TablePath};
 
 /// The most expired records one tick purges; the rest wait for the next tick (reads
@@ -101,6 +101,10 @@ pub fn apply(kv: &dyn KvBackend, request: &Request) -> Result<Applied, KvError> 
             name,
             version,
         } => services::runtime_delete(kv, namespace, name, version, &mut batch)?,
+        Command::EventsAppend { .. }
+        | Command::EventsClaim { .. }
+        | Command::EventsAck { .. }
+        | Command::EventsLeave { .. } => events::apply(kv, &request.command, now, &mut batch)?,
     };
     Ok(Applied {
         batch,
@@ -216,6 +220,7 @@ fn purge_expired(
         adjust_catalogue(kv, &path, delta, batch)?;
     }
     purged += services::purge_expired(kv, now, PURGE_PER_TICK, batch)?;
+    purged += events::purge_expired(kv, now, PURGE_PER_TICK, batch)?;
     Ok(Response::Ticked { purged })
 }
 

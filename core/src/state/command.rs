@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Rule, SigningKeys, StoredAccount};
+use crate::events::{ClaimOptions, Delivery, Event};
 use crate::namespace::Namespace;
 use crate::registry::Registration;
 use crate::runtime::RuntimeService;
@@ -119,6 +120,56 @@ pub enum Command {
         /// The path.
         path: String,
     },
+    /// Appends events to a topic's log.
+    EventsAppend {
+        /// Its namespace.
+        namespace: Namespace,
+        /// The topic.
+        topic: String,
+        /// The events, validated, ids given.
+        events: Vec<Event>,
+        /// How long they are kept (ms), the proposing node's setting.
+        retention_ms: u64,
+    },
+    /// Hands a consumer group's next events to one of its members.
+    EventsClaim {
+        /// Its namespace.
+        namespace: Namespace,
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+        /// The claiming member (a consumer's id), for sharing events among members.
+        member: String,
+        /// How many, and how they are acked.
+        options: ClaimOptions,
+        /// Where a new group starts (log time, ms); `None` for new events only.
+        start_ms: Option<u64>,
+    },
+    /// Settles a consumer group's leases: `(seq, true)` acks, `(seq, false)` nacks.
+    EventsAck {
+        /// Its namespace.
+        namespace: Namespace,
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+        /// The acks and nacks.
+        acks: Vec<(u64, bool)>,
+    },
+    /// A member leaves its consumer group, nacking what it still held.
+    EventsLeave {
+        /// Its namespace.
+        namespace: Namespace,
+        /// The topic.
+        topic: String,
+        /// The group.
+        group: String,
+        /// The member.
+        member: String,
+        /// The seqs it held unacked.
+        held: Vec<u64>,
+    },
 }
 
 /// A log entry's payload: a command stamped with the proposing leader's wall time.
@@ -150,5 +201,17 @@ pub enum Response {
     Refused {
         /// Why, for the caller.
         reason: String,
+    },
+    /// Events were appended, the first at `seq`.
+    Appended {
+        /// The seq of the first event appended.
+        seq: u64,
+    },
+    /// A consumer group handed these events to the claiming member.
+    Claimed {
+        /// The events, in the order to deliver them.
+        events: Vec<Delivery>,
+        /// When the group's earliest lease falls due (log time, ms).
+        next_deadline_ms: Option<u64>,
     },
 }

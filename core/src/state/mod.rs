@@ -17,6 +17,7 @@ mod apply;
 mod auth;
 mod command;
 mod config;
+mod events;
 mod keys;
 mod reader;
 mod services;

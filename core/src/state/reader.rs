@@ -88,6 +88,46 @@ impl StateReader {
         crate::state::config::leaves(self.kv.as_ref(), namespace, path)
     }
 
+    /// Where `topic`'s log of `namespace` starts and ends.
+    pub fn events_head(
+        &self,
+        namespace: &Namespace,
+        topic: &str,
+    ) -> Result<crate::events::TopicHead, KvError> {
+        crate::state::events::head(self.kv.as_ref(), namespace, topic)
+    }
+
+    /// Up to `max` events of `topic` from `from_seq` on, in order.
+    pub fn events_range(
+        &self,
+        namespace: &Namespace,
+        topic: &str,
+        from_seq: u64,
+        max: usize,
+    ) -> Result<Vec<crate::events::StoredEvent>, KvError> {
+        crate::state::events::range(self.kv.as_ref(), namespace, topic, from_seq, max)
+    }
+
+    /// The seq of the first event of `topic` appended at or after `at_ms`.
+    pub fn events_seq_at(
+        &self,
+        namespace: &Namespace,
+        topic: &str,
+        at_ms: u64,
+    ) -> Result<u64, KvError> {
+        crate::state::events::seq_at(self.kv.as_ref(), namespace, topic, at_ms)
+    }
+
+    /// Consumer group `group` of `topic`, if it has claimed anything.
+    pub fn events_group(
+        &self,
+        namespace: &Namespace,
+        topic: &str,
+        group: &str,
+    ) -> Result<Option<crate::events::Group>, KvError> {
+        crate::state::events::group(self.kv.as_ref(), namespace, topic, group)
+    }
+
     /// The cluster's signing keys, once bootstrapped.
     pub fn auth_keys(&self) -> Result<Option<crate::auth::SigningKeys>, KvError> {
         crate::state::auth::keys(self.kv.as_ref())

@@ -5,6 +5,7 @@ mod broker;
 mod cluster;
 mod config;
 mod debug;
+mod events;
 mod guard;
 mod namespace;
 mod registry;
@@ -18,6 +19,7 @@ pub use broker::BrokerService;
 pub use cluster::ClusterService;
 pub use config::ConfigService;
 pub use debug::DebugService;
+pub use events::{EventsStoreService, EventsStreamService, consume_options, event_to_wire};
 pub use guard::{Caller, EXEMPT, bearer, caller_of, identify};
 pub use namespace::{
     CONSISTENCY_HEADER, NAMESPACE_HEADER, consistency_of, namespace_from, namespace_of,

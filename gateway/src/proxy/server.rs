@@ -21,8 +21,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::transport::server::Connected;
 
 use crate::{
-    AuthService, ClusterService, ConfigService, DebugService, RegistryService, RuntimeService,
-    StoreService,
+    AuthService, ClusterService, ConfigService, DebugService, EventsStoreService,
+    EventsStreamService, RegistryService, RuntimeService, StoreService,
 };
 
 /// The largest gRPC message the proxy accepts or sends (a 1 MiB value plus headroom).
@@ -43,6 +43,8 @@ pub struct ProxyDeps {
     pub runtime: micro_actors::RuntimeHandle,
     /// Where calls to any other service go.
     pub router: micro_actors::Router,
+    /// Events: topic logs and consumers.
+    pub events: micro_actors::EventsHandle,
     /// Accounts, tokens and rules, checked on every request; `None` only in the
     /// simulation, where every caller acts as `micro`'s admin (it checks replication,
     /// not access).
@@ -94,6 +96,14 @@ where
             .max_decoding_message_size(MESSAGE_LEN_MAX)
             .max_encoding_message_size(MESSAGE_LEN_MAX),
     );
+    let routes = routes
+        .add_service(EventsStreamService::new(deps.events.clone()))
+        .add_service(
+            micro_proto::events::store_server::StoreServer::new(EventsStoreService::new(
+                deps.events.clone(),
+            ))
+            .max_encoding_message_size(MESSAGE_LEN_MAX),
+        );
     let routes = match &deps.auth {
         Some(auth) => routes
             .add_service(AuthServer::new(AuthService::new(auth.clone())))

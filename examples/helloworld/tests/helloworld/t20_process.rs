@@ -40,6 +40,7 @@ pub(crate) async fn cluster() -> Vec<RunningNode> {
             snapshot_every: 1000,
             body_limit: micro_cli::node::BODY_LIMIT_DEFAULT,
             admin_password: micro_cli::node::Secret("micro".to_owned()),
+            events_retention: std::time::Duration::from_secs(3600),
         };
         let deps = NodeDeps {
             kv: Arc::new(micro_core::kv::MemKvBackend::new()),
