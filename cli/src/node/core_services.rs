@@ -10,10 +10,11 @@ use prost_reflect::DescriptorPool;
 
 /// The core services a node registers in namespace `micro`: registry name and proto
 /// service.
-pub const CORE_SERVICES: [(&str, &str); 7] = [
+pub const CORE_SERVICES: [(&str, &str); 8] = [
     ("auth", "auth.Auth"),
     ("broker", "broker.Broker"),
     ("config", "config.Config"),
+    ("events", "events.Stream"),
     ("store", "store.Store"),
     ("registry", "registry.Registry"),
     ("runtime", "runtime.Runtime"),

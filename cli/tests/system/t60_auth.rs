@@ -1,6 +1,6 @@
 //! Auth through every door: the CLI (login, tokens under MICRO_HOME, auth commands),
 //! the HTTP api (bearer tokens, 401/403), and gRPC clients of the proxy; and the
-//! namespace isolation matrix (store, registry, a service, config, broker).
+//! namespace isolation matrix (store, registry, a service, config, broker, events).
 
 use std::time::{Duration, Instant};
 
@@ -265,14 +265,14 @@ fn namespaces_isolate_store_registry_and_services_unless_a_rule_says_so() {
     let callers = matrix_callers(&node);
     use Want::{Allowed as A, Denied as D, Unauthenticated as U};
     // Rows: [store read, store write, registry read, registry write, service call,
-    // service run, config read, config write, broker subscribe, broker publish], per
-    // caller in the order above.
-    let expected_a = [[A; 10], [D; 10], [U; 10], [D; 10]];
+    // service run, config read, config write, broker subscribe, broker publish, events
+    // read, events publish], per caller in the order above.
+    let expected_a = [[A; 12], [D; 12], [U; 12], [D; 12]];
     let expected_b = [
-        [D, D, D, D, A, D, D, D, D, D],
-        [A; 10],
-        [U, U, U, U, A, U, U, U, U, U],
-        [A; 10],
+        [D, D, D, D, A, D, D, D, D, D, D, D],
+        [A; 12],
+        [U, U, U, U, A, U, U, U, U, U, U, U],
+        [A; 12],
     ];
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for (ns, expected) in [("a", expected_a), ("b", expected_b)] {
@@ -338,18 +338,49 @@ fn matrix_callers(node: &Node) -> [Caller; 4] {
 
 /// What one caller may do in namespace `ns`: store read and write, registry read and
 /// write, a service call (over HTTP), a service run (runtime Create), config get and
-/// set, broker subscribe and publish.
-async fn matrix_row(node: &Node, ns: &str, token: Option<&str>) -> [Want; 10] {
+/// set, broker subscribe and publish, events read and publish.
+async fn matrix_row(node: &Node, ns: &str, token: Option<&str>) -> [Want; 12] {
     let channel = channel(&node.proxy).await;
     let [read, write] = store_row(&channel, ns, token).await;
     let [list, register] = registry_row(&channel, ns, token).await;
     let run = run_cell(&channel, ns, token).await;
     let [get, set] = config_row(&channel, ns, token).await;
     let [subscribe, publish] = broker_row(&channel, ns, token).await;
+    let [events_read, events_publish] = events_row(&channel, ns, token).await;
     let call = call_over_http(node, ns, token);
     [
-        read, write, list, register, call, run, get, set, subscribe, publish,
+        read,
+        write,
+        list,
+        register,
+        call,
+        run,
+        get,
+        set,
+        subscribe,
+        publish,
+        events_read,
+        events_publish,
     ]
+}
+
+async fn events_row(channel: &Channel, ns: &str, token: Option<&str>) -> [Want; 2] {
+    use micro_proto::events as ev;
+    let publish = ev::PublishRequest {
+        topic: "matrix".into(),
+        ..Default::default()
+    };
+    let publish = ev::stream_client::StreamClient::new(channel.clone())
+        .publish(authed(token, ns, publish))
+        .await;
+    let read = ev::ReadRequest {
+        topic: "matrix".into(),
+        ..Default::default()
+    };
+    let read = ev::store_client::StoreClient::new(channel.clone())
+        .read(authed(token, ns, read))
+        .await;
+    [outcome(&read), outcome(&publish)]
 }
 
 async fn broker_row(channel: &Channel, ns: &str, token: Option<&str>) -> [Want; 2] {
