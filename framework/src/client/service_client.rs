@@ -149,10 +149,15 @@ impl Client {
         RegistryClient::new(self.clone())
     }
 
-    /// The channel to the proxy.
     /// Ephemeral publish and subscribe in the client's namespace.
     pub fn broker(&self) -> crate::client::BrokerClient {
         crate::client::BrokerClient::new(self.clone())
+    }
+
+    /// Durable event streams in the client's namespace: publish, read, consume,
+    /// subscribe.
+    pub fn events(&self) -> crate::client::EventsClient {
+        crate::client::EventsClient::new(self.clone())
     }
 
     /// The namespace's config, with typed getters.

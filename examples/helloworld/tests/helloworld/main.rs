@@ -8,3 +8,4 @@ mod t10_calls;
 mod t20_process;
 mod t30_config;
 mod t40_broker;
+mod t50_events;
