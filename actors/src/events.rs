@@ -12,7 +12,7 @@
 //! A grouped consumer that goes away nacks what it still holds, so another member gets
 //! those events at once instead of after `ack_wait`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use micro_core::events::{
     StoredEvent, validate_event, validate_name,
 };
 use micro_core::replicator::Replicator;
+use micro_core::rng::Rng;
 use micro_core::state::{Command, Response};
 use micro_core::{HasCode, Namespace};
 use tokio::sync::mpsc;
@@ -37,6 +38,8 @@ const RECLAIM_PAUSE: Duration = Duration::from_millis(50);
 pub struct EventsHandle {
     replicator: Arc<dyn Replicator>,
     clock: Arc<dyn Clock>,
+    /// Event and member ids come from it: seeded, a simulated node's run replays.
+    rng: Arc<dyn Rng>,
     retention_ms: u64,
 }
 
@@ -77,32 +80,36 @@ fn unavailable(err: &dyn std::fmt::Display) -> EventsError {
 }
 
 /// A random RFC 4122 version 4 UUID, as event ids are in Micro v3.
-fn new_id() -> Result<String, EventsError> {
+fn new_id(rng: &dyn Rng) -> String {
     let mut b = [0u8; 16];
-    getrandom::fill(&mut b).map_err(|e| unavailable(&e))?;
+    b[..8].copy_from_slice(&rng.next_u64().to_be_bytes());
+    b[8..].copy_from_slice(&rng.next_u64().to_be_bytes());
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
+    format!(
         "{}-{}-{}-{}-{}",
         &hex[..8],
         &hex[8..12],
         &hex[12..16],
         &hex[16..20],
         &hex[20..]
-    ))
+    )
 }
 
 impl EventsHandle {
-    /// Events over `replicator`'s state, kept `retention` after they are published.
+    /// Events over `replicator`'s state, kept `retention` after they are published,
+    /// with ids drawn from `rng`.
     pub fn new(
         replicator: Arc<dyn Replicator>,
         clock: Arc<dyn Clock>,
+        rng: Arc<dyn Rng>,
         retention: Duration,
     ) -> Self {
         Self {
             replicator,
             clock,
+            rng,
             retention_ms: u64::try_from(retention.as_millis()).unwrap_or(u64::MAX),
         }
     }
@@ -115,7 +122,7 @@ impl EventsHandle {
         mut event: Event,
     ) -> Result<Event, EventsError> {
         validate_event(&event)?;
-        event.id = new_id()?;
+        event.id = new_id(self.rng.as_ref());
         let command = Command::EventsAppend {
             namespace: namespace.clone(),
             topic: event.topic.clone(),
@@ -185,7 +192,7 @@ impl EventsHandle {
             }),
             retry_limit: options.retry_limit,
         };
-        let member = new_id()?;
+        let member = new_id(self.rng.as_ref());
         let mode = match options.group {
             Some(group) => {
                 // A group that does not exist yet starts here and now, not whenever the
@@ -226,7 +233,7 @@ impl EventsHandle {
             claim,
             mode,
             quiet_until: 0,
-            held: HashMap::new(),
+            held: BTreeMap::new(),
             out: events_tx,
             acks: acks_rx,
         };
@@ -253,7 +260,7 @@ struct ConsumerTask {
     /// No claim before this time (ms): the last one found nothing (others took it).
     quiet_until: u64,
     /// Events handed to the client and not acked, by id (only without auto-ack).
-    held: HashMap<String, u64>,
+    held: BTreeMap<String, u64>,
     out: mpsc::Sender<Delivery>,
     acks: mpsc::Receiver<(String, bool)>,
 }
@@ -489,7 +496,8 @@ mod tests {
     fn engine() -> EventsHandle {
         let clock: Arc<dyn Clock> = Arc::new(micro_core::SystemClock);
         let replicator = Arc::new(MemReplicator::new(clock.clone()));
-        EventsHandle::new(replicator, clock, Duration::from_secs(60))
+        let rng = Arc::new(micro_core::rng::SeededRng::new(7));
+        EventsHandle::new(replicator, clock, rng, Duration::from_secs(60))
     }
 
     fn event(topic: &str, body: &str) -> Event {

@@ -9,7 +9,8 @@
 //!
 //! ```text
 //! seed ─> Plan (nodes, faults, workload, bug)
-//!      ─> turmoil Sim: hosts n1..nN (start_node) + clients c1..cK (+ admin, registrar)
+//!      ─> turmoil Sim: hosts n1..nN (start_node) + clients c1..cK (+ admin, registrar,
+//!         events)
 //!      ─> driver loop: step 1 ms, apply due faults, sample every node's Raft view
 //!      ─> phases: warm-up │ faults │ healed (clients go on) │ final reads │ converge
 //!      ─> checkers (one per file in `checkers/`) over the history and the samples
@@ -40,6 +41,7 @@ compile_error!(
 pub mod checkers;
 pub mod clock;
 pub mod cluster;
+pub mod eventer;
 pub mod faults;
 pub mod history;
 pub mod net;

@@ -70,6 +70,8 @@ pub struct Plan {
     pub admin_seed: u64,
     /// The seed of the registry workload.
     pub registrar_seed: u64,
+    /// The seed of the events workload (drawn last, so older draws keep their values).
+    pub events_seed: u64,
     /// The faults, in time order.
     pub faults: Vec<(u64, Fault)>,
     /// A planted bug, if any.
@@ -88,6 +90,7 @@ impl Plan {
         let admin_seed = dice.seed();
         let faults = faults::schedule(&mut dice, founders + standbys);
         let registrar_seed = dice.seed();
+        let events_seed = dice.seed();
         Self {
             seed,
             founders,
@@ -97,6 +100,7 @@ impl Plan {
             client_seeds,
             admin_seed,
             registrar_seed,
+            events_seed,
             faults,
             bug,
         }

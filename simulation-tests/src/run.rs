@@ -35,6 +35,8 @@ pub struct Report {
     pub ops: (usize, usize),
     /// Registry operations of the registrar.
     pub registry_ops: usize,
+    /// Events published (acknowledged), and deliveries to the consumer group.
+    pub events: (usize, usize, usize),
     /// Terms in which a leader was seen.
     pub terms: usize,
     /// Simulated time the run took (ms).
@@ -57,7 +59,7 @@ impl Report {
             format!("FAILED ({} violations)", self.violations.len())
         };
         format!(
-            "seed {} nodes {}+{} clients {} faults {} ops {} ({} unknown) registry {} terms {} sim {} ms trace {:016x}: {verdict}",
+            "seed {} nodes {}+{} clients {} faults {} ops {} ({} unknown) registry {} events {} ({} acked, {} delivered) terms {} sim {} ms trace {:016x}: {verdict}",
             self.seed,
             self.plan.founders,
             self.plan.standbys,
@@ -66,6 +68,9 @@ impl Report {
             self.ops.0,
             self.ops.1,
             self.registry_ops,
+            self.events.0,
+            self.events.1,
+            self.events.2,
             self.terms,
             self.sim_ms,
             self.trace_hash,
@@ -170,6 +175,11 @@ pub fn run_seed(seed: u64, options: RunOptions) -> Report {
         "registrar",
         crate::registrar::registrar(plan.clone(), registry_log.clone(), trace.clone()),
     );
+    let events_log = crate::eventer::EventsLog::default();
+    cluster.sim.client(
+        "events",
+        crate::eventer::eventer(plan.clone(), events_log.clone(), trace.clone()),
+    );
     let mut driver = Driver::default();
     let mut violations = Vec::new();
     if let Err(failure) = driver.run_phases(&plan, &mut cluster) {
@@ -186,6 +196,7 @@ pub fn run_seed(seed: u64, options: RunOptions) -> Report {
         final_states,
         clients: plan.clients,
         registry: registry_log.ops(),
+        events: events_log.observed(),
     };
     violations.extend(check_all(&observations));
     let unknown = observations.ops.iter().filter(|op| !op.is_ok()).count();
@@ -195,6 +206,21 @@ pub fn run_seed(seed: u64, options: RunOptions) -> Report {
         trace: trace.lines(),
         ops: (observations.ops.len(), unknown),
         registry_ops: observations.registry.len(),
+        events: (
+            observations.events.publishes.len(),
+            observations
+                .events
+                .publishes
+                .iter()
+                .filter(|p| p.ok)
+                .count(),
+            observations
+                .events
+                .delivered
+                .values()
+                .map(BTreeSet::len)
+                .sum(),
+        ),
         terms: observations.leaders_by_term.len(),
         sim_ms: elapsed_ms(&cluster),
         violations,
@@ -306,6 +332,7 @@ pub fn run_seed_catching(seed: u64, options: RunOptions) -> Report {
             trace: Vec::new(),
             ops: (0, 0),
             registry_ops: 0,
+            events: (0, 0, 0),
             terms: 0,
             sim_ms: 0,
             violations: vec![Violation {

@@ -16,3 +16,4 @@ mod t60_auth;
 mod t70_config;
 mod t80_broker;
 mod t90_events;
+mod t95_python;

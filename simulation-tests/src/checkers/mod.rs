@@ -9,8 +9,10 @@
 //! | `expiry.rs` | a record is never returned past its expiry in log time |
 //! | `served_after_heal.rs` | after healing, the cluster serves again (liveness) |
 //! | `registry.rs` | no phantom, deregistered or expired node is returned; nodes agree |
+//! | `events.rs` | no acknowledged event lost, per-topic order, every event reaches its group |
 
 pub mod acked_durable;
+pub mod events;
 pub mod expiry;
 pub mod linearizable;
 pub mod registry;
@@ -51,6 +53,8 @@ pub struct Observations {
     pub clients: u64,
     /// The registrar's registry operations.
     pub registry: Vec<crate::registrar::RegOp>,
+    /// What the events workload saw.
+    pub events: crate::eventer::EventsObserved,
 }
 
 /// Runs every checker.
@@ -63,5 +67,6 @@ pub fn check_all(observed: &Observations) -> Vec<Violation> {
     found.extend(linearizable::check(&observed.ops));
     found.extend(replicas_converge::check(&observed.final_states));
     found.extend(registry::check(&observed.registry));
+    found.extend(events::check(&observed.events));
     found
 }
