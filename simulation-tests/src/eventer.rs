@@ -71,6 +71,13 @@ pub struct EventsObserved {
 }
 
 impl EventsObserved {
+    /// Publishes, acknowledged publishes, and deliveries to the groups (for reports).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let acked = self.publishes.iter().filter(|p| p.ok).count();
+        let delivered = self.delivered.values().map(BTreeSet::len).sum();
+        (self.publishes.len(), acked, delivered)
+    }
+
     /// Whether the group has had every event the final reads found on `topic` (then
     /// its members may stop early).
     fn topic_done(&self, topic: &str) -> bool {

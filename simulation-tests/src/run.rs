@@ -206,21 +206,7 @@ pub fn run_seed(seed: u64, options: RunOptions) -> Report {
         trace: trace.lines(),
         ops: (observations.ops.len(), unknown),
         registry_ops: observations.registry.len(),
-        events: (
-            observations.events.publishes.len(),
-            observations
-                .events
-                .publishes
-                .iter()
-                .filter(|p| p.ok)
-                .count(),
-            observations
-                .events
-                .delivered
-                .values()
-                .map(BTreeSet::len)
-                .sum(),
-        ),
+        events: observations.events.counts(),
         terms: observations.leaders_by_term.len(),
         sim_ms: elapsed_ms(&cluster),
         violations,
