@@ -269,3 +269,16 @@ pub(crate) fn http(
         .unwrap_or_default();
     (status, body)
 }
+
+/// Drains what arrived on `lines` (a spawned command's stdout) within `wait`.
+pub(crate) fn drain(lines: &mpsc::Receiver<String>, wait: Duration) -> Vec<String> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut out = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) => out.push(line),
+            Err(_) => break,
+        }
+    }
+    out
+}

@@ -2,24 +2,10 @@
 //! other nodes, and queue groups that give each message to exactly one member.
 
 use std::collections::BTreeSet;
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-use crate::harness::{fails, ok};
+use crate::harness::{drain, fails, ok};
 use crate::t50_services::start_cluster;
-
-/// Drains what arrived on `lines` within `wait`.
-fn drain(lines: &Receiver<String>, wait: Duration) -> Vec<String> {
-    let deadline = Instant::now() + wait;
-    let mut out = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match lines.recv_timeout(left) {
-            Ok(line) => out.push(line),
-            Err(_) => break,
-        }
-    }
-    out
-}
 
 #[test]
 fn a_publish_on_one_node_reaches_every_node_and_queues_share_the_work() {

@@ -10,21 +10,8 @@ use std::time::{Duration, Instant};
 use micro_proto::events as pb;
 use tokio_stream::StreamExt;
 
-use crate::harness::{Node, fails, ok};
+use crate::harness::{Node, drain, fails, ok};
 use crate::t60_auth::{authed, channel};
-
-/// Drains what arrived on `lines` within `wait`.
-fn drain(lines: &Receiver<String>, wait: Duration) -> Vec<String> {
-    let deadline = Instant::now() + wait;
-    let mut out = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match lines.recv_timeout(left) {
-            Ok(line) => out.push(line),
-            Err(_) => break,
-        }
-    }
-    out
-}
 
 /// Waits for `want` on `lines`, returning everything read up to it.
 fn wait_for(lines: &Receiver<String>, want: &str) -> Vec<String> {

@@ -1,6 +1,6 @@
 //! The pure, deterministic `apply` of one log entry.
 
-use crate::kv::{KeyRange, KvBackend, KvError, ScanOrder, Space, WriteBatch};
+use crate::kv::{KvBackend, KvError, Space, WriteBatch};
 use crate::state::keys::{
     self, EXPIRY_TAG, LOG_TIME_KEY, StoredRecord, catalogue_key, decode, encode, expiry_key,
     record_key,
@@ -188,15 +188,7 @@ fn purge_expired(
     now: u64,
     batch: &mut WriteBatch,
 ) -> Result<Response, KvError> {
-    let range = KeyRange {
-        start: vec![EXPIRY_TAG],
-        end: Some(expiry_key(now.saturating_add(1), b"")),
-    };
-    let mut due = Vec::new();
-    kv.scan(Space::Store, &range, ScanOrder::Asc, &mut |k, _| {
-        due.push(k.to_vec());
-        due.len() < PURGE_PER_TICK
-    })?;
+    let due = keys::due_expiries(kv, Space::Store, EXPIRY_TAG, now, PURGE_PER_TICK)?;
     let mut purged = 0;
     // Several records of one table may expire together: count catalogue changes once
     // per table so each decrement sees the previous one.

@@ -297,15 +297,7 @@ pub(crate) fn purge_expired(
     max: usize,
     batch: &mut WriteBatch,
 ) -> Result<u64, KvError> {
-    let range = KeyRange {
-        start: vec![EXPIRY_TAG],
-        end: Some(expiry_key(now.saturating_add(1), b"")),
-    };
-    let mut due = Vec::new();
-    kv.scan(Space::Events, &range, ScanOrder::Asc, &mut |k, _| {
-        due.push(k.to_vec());
-        due.len() < max
-    })?;
+    let due = crate::state::keys::due_expiries(kv, Space::Events, EXPIRY_TAG, now, max)?;
     // Each topic's head moves once, past its last purged event (events expire in
     // seq order within a topic, since retention is fixed at append).
     let mut heads = std::collections::BTreeMap::<Vec<u8>, u64>::new();

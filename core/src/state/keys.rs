@@ -109,6 +109,29 @@ pub(crate) fn parse_path(key: &[u8]) -> Option<(TablePath, &[u8])> {
     ))
 }
 
+/// Up to `max` keys of the expiry index under `tag` in `space` (laid out
+/// `tag expires_at(be64) ...`, oldest first) that are due by `now`.
+pub(crate) fn due_expiries(
+    kv: &dyn crate::kv::KvBackend,
+    space: crate::kv::Space,
+    tag: u8,
+    now: u64,
+    max: usize,
+) -> Result<Vec<Vec<u8>>, crate::kv::KvError> {
+    let mut end = vec![tag];
+    end.extend_from_slice(&now.saturating_add(1).to_be_bytes());
+    let range = crate::kv::KeyRange {
+        start: vec![tag],
+        end: Some(end),
+    };
+    let mut due = Vec::new();
+    kv.scan(space, &range, crate::kv::ScanOrder::Asc, &mut |k, _| {
+        due.push(k.to_vec());
+        due.len() < max
+    })?;
+    Ok(due)
+}
+
 /// Encodes a value with the state's codec.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, bincode::config::standard())

@@ -145,15 +145,7 @@ pub(crate) fn purge_expired(
     max: usize,
     batch: &mut WriteBatch,
 ) -> Result<u64, KvError> {
-    let range = KeyRange {
-        start: vec![EXPIRY_TAG],
-        end: Some(expiry_key(now.saturating_add(1), b"")),
-    };
-    let mut due = Vec::new();
-    kv.scan(Space::Registry, &range, ScanOrder::Asc, &mut |k, _| {
-        due.push(k.to_vec());
-        due.len() < max
-    })?;
+    let due = crate::state::keys::due_expiries(kv, Space::Registry, EXPIRY_TAG, now, max)?;
     let mut purged = 0;
     for index_key in due {
         batch.delete(Space::Registry, index_key.clone());
