@@ -65,6 +65,16 @@ pub enum BenchCommand {
         after_help = "Example:\n  micro bench http-peer --listen 127.0.0.1:18090\n\nSee scripts/bench-http.sh."
     )]
     HttpPeer(crate::commands::bench_call::HttpPeerArgs),
+    /// Durable publishes (events.Stream/Publish), then a read-back that no acked event was lost
+    #[command(
+        after_help = "Example:\n  micro bench events --concurrency 1,16,64 --size 256\n\nEvents are left on the topics bench-<run-id>-c<C>. See scripts/bench-events.sh."
+    )]
+    Events(crate::commands::bench_events::PubSubBenchArgs),
+    /// Broker publish-to-delivery: each task publishes and waits for its message to arrive
+    #[command(
+        after_help = "Example:\n  micro bench broker --concurrency 1,16,64 --size 256\n\nSee scripts/bench-events.sh."
+    )]
+    Broker(crate::commands::bench_events::PubSubBenchArgs),
 }
 
 /// The flags of `micro bench store`, shared by `micro bench etcd`.
@@ -194,7 +204,47 @@ impl PhaseStats {
     pub fn percentile_ms(&self, percent: usize) -> Option<f64> {
         percentile_ms(&self.latencies, percent)
     }
+
+    /// The table cells under [`STATS_HEADER`], which every benchmark table ends with.
+    pub(crate) fn table_cells(&self) -> Vec<String> {
+        let ms = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+        vec![
+            self.concurrency.to_string(),
+            self.requests.to_string(),
+            format!("{:.0}", self.ops_per_sec()),
+            ms(self.percentile_ms(50)),
+            ms(self.percentile_ms(99)),
+            self.errors.to_string(),
+        ]
+    }
+
+    /// The same figures as JSON fields (plus the phase's wall time in seconds).
+    pub(crate) fn json_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let fields: [(&str, serde_json::Value); 7] = [
+            ("concurrency", self.concurrency.into()),
+            ("requests", self.requests.into()),
+            ("errors", self.errors.into()),
+            ("seconds", self.elapsed.as_secs_f64().into()),
+            ("ops_per_sec", self.ops_per_sec().into()),
+            ("p50_ms", self.percentile_ms(50).into()),
+            ("p99_ms", self.percentile_ms(99).into()),
+        ];
+        fields
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect()
+    }
 }
+
+/// The columns of [`PhaseStats::table_cells`].
+pub(crate) const STATS_HEADER: [&str; 6] = [
+    "CONCURRENCY",
+    "REQUESTS",
+    "OPS/S",
+    "P50 MS",
+    "P99 MS",
+    "ERRORS",
+];
 
 /// Successes per second of wall time.
 pub(crate) fn ops_per_sec(successes: usize, elapsed: Duration) -> f64 {
@@ -251,8 +301,9 @@ pub struct Report {
 }
 
 /// A key-value service under test. Each task of a phase works on its own clone, and all
-/// clones share one connection.
-trait Target: Clone + Send + Sync + 'static {
+/// clones share one connection. `bench events` and `bench broker` run their publishes
+/// as a write phase through the same runner.
+pub(crate) trait Target: Clone + Send + Sync + 'static {
     /// The name in [`Report::target`].
     const NAME: &'static str;
 
@@ -273,12 +324,12 @@ trait Target: Clone + Send + Sync + 'static {
 
 /// What the tasks of one phase share.
 #[derive(Debug, Clone)]
-struct PhaseSpec {
-    phase: Phase,
-    key_prefix: Arc<str>,
-    concurrency: usize,
-    requests: usize,
-    value_size: usize,
+pub(crate) struct PhaseSpec {
+    pub(crate) phase: Phase,
+    pub(crate) key_prefix: Arc<str>,
+    pub(crate) concurrency: usize,
+    pub(crate) requests: usize,
+    pub(crate) value_size: usize,
 }
 
 /// What one task measured.
@@ -343,7 +394,7 @@ async fn bench_levels<T: Target>(
 }
 
 /// Runs one phase with `spec.concurrency` tasks and gathers their measurements.
-async fn run_phase<T: Target>(
+pub(crate) async fn run_phase<T: Target>(
     target: &T,
     spec: &PhaseSpec,
     first_error: &mut Option<String>,
@@ -413,7 +464,7 @@ async fn run_task<T: Target>(mut target: T, spec: &PhaseSpec, task: usize) -> Ta
 }
 
 /// The value of `key`: its bytes repeated to `size`, so a read can tell keys apart.
-fn value_for(key: &str, size: usize) -> Vec<u8> {
+pub(crate) fn value_for(key: &str, size: usize) -> Vec<u8> {
     key.bytes().cycle().take(size).collect()
 }
 
@@ -650,6 +701,12 @@ where
             )
         }
         BenchCommand::HttpPeer(args) => return crate::commands::bench_call::http_peer(args).await,
+        BenchCommand::Events(args) => {
+            return crate::commands::bench_events::events(&connect().await?, &args).await;
+        }
+        BenchCommand::Broker(args) => {
+            return crate::commands::bench_events::broker(&connect().await?, &args).await;
+        }
         BenchCommand::Call(args) => {
             let client = connect().await?;
             return crate::commands::bench_call::run(client.proxy(), client.token(), args).await;
@@ -670,45 +727,24 @@ fn phases(report: &Report) -> impl Iterator<Item = &PhaseStats> {
 }
 
 fn print_report_table(report: &Report) {
-    let ms = |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
     let rows = phases(report)
         .map(|p| {
-            vec![
-                p.phase.name().to_owned(),
-                p.concurrency.to_string(),
-                p.requests.to_string(),
-                format!("{:.0}", p.ops_per_sec()),
-                ms(p.percentile_ms(50)),
-                ms(p.percentile_ms(99)),
-                p.errors.to_string(),
-            ]
+            let mut row = vec![p.phase.name().to_owned()];
+            row.extend(p.table_cells());
+            row
         })
         .collect();
-    let header = [
-        "PHASE",
-        "CONCURRENCY",
-        "REQUESTS",
-        "OPS/S",
-        "P50 MS",
-        "P99 MS",
-        "ERRORS",
-    ];
+    let mut header = vec!["PHASE"];
+    header.extend(STATS_HEADER);
     print_table(&header, rows);
 }
 
 fn report_json(report: &Report) -> serde_json::Value {
     let results: Vec<serde_json::Value> = phases(report)
         .map(|p| {
-            serde_json::json!({
-                "phase": p.phase.name(),
-                "concurrency": p.concurrency,
-                "requests": p.requests,
-                "errors": p.errors,
-                "seconds": p.elapsed.as_secs_f64(),
-                "ops_per_sec": p.ops_per_sec(),
-                "p50_ms": p.percentile_ms(50),
-                "p99_ms": p.percentile_ms(99),
-            })
+            let mut fields = p.json_fields();
+            fields.insert("phase".to_owned(), p.phase.name().into());
+            serde_json::Value::Object(fields)
         })
         .collect();
     serde_json::json!({

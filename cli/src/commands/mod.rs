@@ -3,6 +3,7 @@
 mod auth;
 pub mod bench;
 pub mod bench_call;
+pub mod bench_events;
 mod broker;
 mod cluster;
 mod config;
