@@ -32,6 +32,11 @@ pub const WINDOW: usize = 256;
 /// How long a consumer waits before asking its group again after a claim found nothing
 /// due (the leader's clock may trail this node's).
 const RECLAIM_PAUSE: Duration = Duration::from_millis(50);
+/// How long a group member waits for its node to apply the events it was given.
+const LOAD_WAIT: Duration = Duration::from_secs(5);
+/// The most payload bytes one read returns (at least one event): under the proxy's
+/// 4 MiB message limit.
+pub const READ_BYTES_MAX: usize = 3 * 1024 * 1024;
 
 /// The events engine of a node; cheap to clone.
 #[derive(Clone)]
@@ -64,6 +69,10 @@ pub struct ConsumeOptions {
     pub ack_wait: Option<Duration>,
     /// Redeliveries after the first delivery; negative for no limit.
     pub retry_limit: i64,
+    /// The most events the client may hold unread or unacked (at most [`WINDOW`]; 0
+    /// for [`WINDOW`]). A handler that takes a while asks for few, so events do not wait
+    /// out their `ack_wait` in its queue.
+    pub window: usize,
 }
 
 /// A running consumer: events come out of `events`, acks go into `acks`.
@@ -137,7 +146,8 @@ impl EventsHandle {
     }
 
     /// Up to `limit` events of `topic` (all kept ones from the oldest, skipping
-    /// `offset`), linearizably.
+    /// `offset`), linearizably; fewer when their payloads pass [`READ_BYTES_MAX`] (the
+    /// caller reads on with a larger `offset`).
     pub async fn read(
         &self,
         namespace: &Namespace,
@@ -159,14 +169,24 @@ impl EventsHandle {
         let head = reader
             .events_head(namespace, topic)
             .map_err(|e| unavailable(&e.0))?;
-        reader
+        let mut events = reader
             .events_range(
                 namespace,
                 topic,
                 head.first_seq.saturating_add(offset),
                 limit,
             )
-            .map_err(|e| unavailable(&e.0))
+            .map_err(|e| unavailable(&e.0))?;
+        let mut bytes = 0;
+        let fits = events
+            .iter()
+            .take_while(|e| {
+                bytes += e.event.payload.len();
+                bytes <= READ_BYTES_MAX
+            })
+            .count();
+        events.truncate(fits.max(1));
+        Ok(events)
     }
 
     /// Starts following `topic`; the consumer stops when `events` is dropped.
@@ -223,7 +243,11 @@ impl EventsHandle {
                 Mode::Local(Group::starting_at(start.map_err(|e| unavailable(&e.0))?))
             }
         };
-        let (events_tx, events) = mpsc::channel(WINDOW);
+        let window = match options.window {
+            0 => WINDOW,
+            n => n.min(WINDOW),
+        };
+        let (events_tx, events) = mpsc::channel(window);
         let (acks, acks_rx) = mpsc::channel(WINDOW);
         let task = ConsumerTask {
             handle: self.clone(),
@@ -232,6 +256,7 @@ impl EventsHandle {
             member,
             claim,
             mode,
+            window,
             quiet_until: 0,
             held: BTreeMap::new(),
             out: events_tx,
@@ -249,6 +274,16 @@ enum Mode {
     Group { name: String, start_ms: Option<u64> },
 }
 
+/// An event handed to the client and not acked yet.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    seq: u64,
+    /// When to stop waiting for its ack (wall ms): by then it was redelivered (or
+    /// dropped past its retry limit), as Micro v3 forgets pending acks after 2 x
+    /// `ack_wait`.
+    forget_at: u64,
+}
+
 struct ConsumerTask {
     handle: EventsHandle,
     namespace: Namespace,
@@ -257,10 +292,12 @@ struct ConsumerTask {
     member: String,
     claim: ClaimOptions,
     mode: Mode,
+    /// The most events the client may hold unread or unacked.
+    window: usize,
     /// No claim before this time (ms): the last one found nothing (others took it).
     quiet_until: u64,
     /// Events handed to the client and not acked, by id (only without auto-ack).
-    held: BTreeMap<String, u64>,
+    held: BTreeMap<String, Held>,
     out: mpsc::Sender<Delivery>,
     acks: mpsc::Receiver<(String, bool)>,
 }
@@ -270,6 +307,7 @@ enum Wake {
     Applied(u64),
     Ack(Option<(String, bool)>),
     Due,
+    Room,
     Closed,
 }
 
@@ -290,10 +328,16 @@ impl ConsumerTask {
             let wait = next_due.map_or(Duration::from_secs(3600), |at| {
                 Duration::from_millis(at.saturating_sub(self.handle.clock.now_ms()))
             });
+            let full = self.out.capacity() == 0;
             let wake = tokio::select! {
                 at = replicator.applied_past(applied) => Wake::Applied(at),
                 ack = self.acks.recv(), if acks_open => Wake::Ack(ack),
                 () = tokio::time::sleep(wait) => Wake::Due,
+                // The client read: room for more without waiting for the next entry.
+                permit = self.out.reserve(), if full => match permit {
+                    Ok(_) => Wake::Room,
+                    Err(_) => Wake::Closed,
+                },
                 () = self.out.closed() => Wake::Closed,
             };
             match wake {
@@ -302,7 +346,7 @@ impl ConsumerTask {
                 // The client stopped acking (a server-streaming client half-closes):
                 // keep delivering; unacked events come back after ack_wait.
                 Wake::Ack(None) => acks_open = false,
-                Wake::Due => {}
+                Wake::Due | Wake::Room => {}
                 Wake::Closed => break,
             }
         }
@@ -312,15 +356,18 @@ impl ConsumerTask {
     /// Hands out what is available within the window. `Ok(None)`: the client is gone;
     /// `Ok(Some(due))`: when to look again at the latest, if a lease is pending.
     async fn fill(&mut self) -> Result<Option<Option<u64>>, EventsError> {
+        let now = self.handle.clock.now_ms();
+        self.held.retain(|_, held| held.forget_at > now);
         let room = if self.claim.auto_ack() {
             self.out.capacity()
         } else {
-            WINDOW
+            self.window
                 .saturating_sub(self.held.len())
                 .min(self.out.capacity())
         };
+        let forget = self.held.values().map(|h| h.forget_at).min();
         if room == 0 {
-            return Ok(Some(None));
+            return Ok(Some(forget));
         }
         let options = ClaimOptions {
             max: u32::try_from(room.min(CLAIM_MAX)).unwrap_or(0),
@@ -330,30 +377,33 @@ impl ConsumerTask {
             Mode::Local(_) => self.claim_local(options)?,
             Mode::Group { name, start_ms } => {
                 let (name, start_ms) = (name.clone(), *start_ms);
-                let now = self.handle.clock.now_ms();
                 if now < self.quiet_until {
                     return Ok(Some(Some(self.quiet_until)));
                 }
                 if !self.group_has_work(&name) {
-                    return Ok(Some(self.group_deadline(&name)));
+                    return Ok(Some(min_some(self.group_deadline(&name), forget)));
                 }
-                let (events, due) = self.claim_group(name, start_ms, options).await?;
-                if events.is_empty() {
+                let (claimed, due) = self.claim_group(name, start_ms, options).await?;
+                if claimed.is_empty() {
                     self.quiet_until = self.pause_end();
                 }
-                (events, due)
+                (self.load(claimed).await?, due)
             }
         };
+        let forget_at = now.saturating_add(self.claim.ack_wait_ms.saturating_mul(2));
         for delivery in deliveries {
             if !self.claim.auto_ack() {
-                self.held
-                    .insert(delivery.stored.event.id.clone(), delivery.stored.seq);
+                let held = Held {
+                    seq: delivery.stored.seq,
+                    forget_at,
+                };
+                self.held.insert(delivery.stored.event.id.clone(), held);
             }
             if self.out.send(delivery).await.is_err() {
                 return Ok(None);
             }
         }
-        Ok(Some(due))
+        Ok(Some(min_some(due, forget)))
     }
 
     /// Hands out from the local log with the task's own leases.
@@ -376,19 +426,19 @@ impl ConsumerTask {
                 .map_err(|e| unavailable(&e.0))?;
             match found.into_iter().next().filter(|s| s.seq == seq) {
                 Some(stored) => out.push(Delivery { stored, attempt }),
-                None => group.settle(seq, true),
+                None => group.settle(seq, true, ""),
             }
         }
         Ok((out, group.next_deadline_ms()))
     }
 
-    /// Claims through Raft for a member of group `name`.
+    /// Claims through Raft for a member of group `name`: `(seq, attempt)` pairs.
     async fn claim_group(
         &self,
         name: String,
         start_ms: Option<u64>,
         options: ClaimOptions,
-    ) -> Result<(Vec<Delivery>, Option<u64>), EventsError> {
+    ) -> Result<(Vec<(u64, u32)>, Option<u64>), EventsError> {
         let command = Command::EventsClaim {
             namespace: self.namespace.clone(),
             topic: self.topic.clone(),
@@ -399,28 +449,66 @@ impl ConsumerTask {
         };
         match self.handle.replicator.propose(command).await {
             Ok(Response::Claimed {
-                events,
+                claimed,
                 next_deadline_ms,
-            }) => Ok((events, next_deadline_ms.map(|at| at.max(self.pause_end())))),
+            }) => Ok((claimed, next_deadline_ms.map(|at| at.max(self.pause_end())))),
             Ok(other) => Err(unavailable(&format!("unexpected reply {other:?}"))),
             Err(err) => Err(unavailable(&err)),
         }
+    }
+
+    /// Reads claimed events from this node's log, waiting (a bounded time) for the node
+    /// to apply them: the claim may have been applied on the leader first. An event that
+    /// expired meanwhile is skipped (the group forgets its lease).
+    async fn load(&self, claimed: Vec<(u64, u32)>) -> Result<Vec<Delivery>, EventsError> {
+        let Some(last) = claimed.iter().map(|(seq, _)| *seq).max() else {
+            return Ok(Vec::new());
+        };
+        let replicator = &self.handle.replicator;
+        let deadline = tokio::time::Instant::now() + LOAD_WAIT;
+        loop {
+            let applied = replicator.status().applied_index;
+            let head = replicator
+                .reader()
+                .events_head(&self.namespace, &self.topic)
+                .map_err(|e| unavailable(&e.0))?;
+            if head.next_seq > last {
+                break;
+            }
+            let wait = tokio::time::timeout_at(deadline, replicator.applied_past(applied));
+            if wait.await.is_err() {
+                return Err(unavailable(
+                    &"this node fell behind the events it was given",
+                ));
+            }
+        }
+        let reader = replicator.reader();
+        let mut out = Vec::with_capacity(claimed.len());
+        for (seq, attempt) in claimed {
+            let found = reader
+                .events_range(&self.namespace, &self.topic, seq, 1)
+                .map_err(|e| unavailable(&e.0))?;
+            if let Some(stored) = found.into_iter().next().filter(|s| s.seq == seq) {
+                out.push(Delivery { stored, attempt });
+            }
+        }
+        Ok(out)
     }
 
     fn pause_end(&self) -> u64 {
         self.handle.clock.now_ms() + u64::try_from(RECLAIM_PAUSE.as_millis()).unwrap_or(0)
     }
 
-    /// Whether the group's replicated state (as applied here) has something for a claim.
-    /// A group that never claimed has: its first claim creates it.
+    /// Whether the group's replicated state (as applied here) has something for a claim,
+    /// judged by this node's log time (what the leader stamps claims with, give or take
+    /// replication). A group that never claimed has: its first claim creates it.
     fn group_has_work(&self, name: &str) -> bool {
         let reader = self.handle.replicator.reader();
         let group = reader.events_group(&self.namespace, &self.topic, name);
         let head = reader.events_head(&self.namespace, &self.topic);
-        match (group, head) {
-            (Ok(Some(group)), Ok(head)) => {
-                group.has_work(&self.member, head, self.handle.clock.now_ms())
-            }
+        let now = reader.log_time_ms();
+        match (group, head, now) {
+            (Ok(Some(group)), Ok(head), Ok(now)) => group.has_work(&self.member, head, now),
             _ => true,
         }
     }
@@ -438,8 +526,8 @@ impl ConsumerTask {
         let mut acks = BTreeMap::new();
         let mut next = Some(first);
         while let Some((id, success)) = next {
-            if let Some(seq) = self.held.remove(&id) {
-                acks.insert(seq, success);
+            if let Some(held) = self.held.remove(&id) {
+                acks.insert(held.seq, success);
             }
             next = self.acks.try_recv().ok();
         }
@@ -449,7 +537,7 @@ impl ConsumerTask {
         match &mut self.mode {
             Mode::Local(group) => {
                 for (seq, success) in acks {
-                    group.settle(seq, success);
+                    group.settle(seq, success, "");
                 }
             }
             Mode::Group { name, .. } => {
@@ -457,6 +545,7 @@ impl ConsumerTask {
                     namespace: self.namespace.clone(),
                     topic: self.topic.clone(),
                     group: name.clone(),
+                    member: self.member.clone(),
                     acks: acks.into_iter().collect(),
                 };
                 if let Err(err) = self.handle.replicator.propose(command).await {
@@ -467,8 +556,8 @@ impl ConsumerTask {
         }
     }
 
-    /// Leaves the group, nacking what this member still holds so others get it at
-    /// once and no longer leave it a share.
+    /// Leaves the group: what this member held falls due at once for the others, who
+    /// no longer leave it a share.
     async fn release(self) {
         let Mode::Group { name, .. } = self.mode else {
             return;
@@ -478,11 +567,18 @@ impl ConsumerTask {
             topic: self.topic,
             group: name,
             member: self.member,
-            held: self.held.into_values().collect(),
         };
         if let Err(err) = self.handle.replicator.propose(command).await {
             tracing::debug!(%err, "a departing consumer's events were not released");
         }
+    }
+}
+
+/// The earlier of two optional times.
+fn min_some(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -561,6 +657,35 @@ mod tests {
         assert_eq!(
             (again.stored.event.id, again.attempt),
             (b.stored.event.id, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_acks_keeps_getting_events() {
+        let events = engine();
+        let ns = Namespace::default();
+        let options = ConsumeOptions {
+            group: Some("g".into()),
+            ack_wait: Some(Duration::from_millis(50)),
+            retry_limit: 0,
+            window: 2,
+            ..ConsumeOptions::default()
+        };
+        let mut consumer = events.consume(&ns, "t", options).await.unwrap();
+        for i in 0..5 {
+            events
+                .publish(&ns, event("t", &format!("e{i}")))
+                .await
+                .unwrap();
+        }
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            got.push(next(&mut consumer).await.stored.event.payload);
+        }
+        let want: Vec<Vec<u8>> = (0..5).map(|i| format!("e{i}").into_bytes()).collect();
+        assert_eq!(
+            got, want,
+            "a full window of unacked events must not stall the consumer"
         );
     }
 

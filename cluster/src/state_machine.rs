@@ -27,6 +27,9 @@ use crate::{Flusher, TypeConfig};
 
 pub(crate) const LAST_APPLIED_KEY: &[u8] = b"raft_last_applied";
 const MEMBERSHIP_KEY: &[u8] = b"raft_membership";
+/// How far into an entry's commands the state is: `(log index, commands applied)`,
+/// written with each command but the last, removed with the entry's position.
+const PROGRESS_KEY: &[u8] = b"raft_apply_progress";
 const SNAPSHOT_KEY: &[u8] = b"current";
 
 type StorageResult<T> = Result<T, StorageError<u64>>;
@@ -102,20 +105,26 @@ impl KvStateMachine {
     }
 
     /// Applies the commands of one entry in order. Each command must see the writes of
-    /// the ones before it, so all but the last are written at once; the last goes into
-    /// `batch`, which the caller writes with the entry's position. A crash in between
-    /// re-applies the entry on restart, which is harmless: every command is idempotent
-    /// on the state it produced (a put finds its record, a delete finds none, a tick
-    /// finds nothing more to purge).
+    /// the ones before it, so all but the last are written at once, each with a progress
+    /// mark; the last goes into `batch`, which the caller writes with the entry's
+    /// position (and which drops the mark). A crash in between re-applies the entry on
+    /// restart from the first command the mark does not cover: not every command is
+    /// idempotent (an events append would append again, under new seqs, on this node
+    /// only). Nobody waits for the skipped commands' replies after a restart.
     fn apply_commands(
         &self,
         log_id: LogId<u64>,
         proposal: &Proposal,
         batch: &mut WriteBatch,
     ) -> StorageResult<Vec<Response>> {
+        let done = self.progress(log_id)?;
         let mut responses = Vec::with_capacity(proposal.commands.len());
         let last = proposal.commands.len().saturating_sub(1);
         for (i, command) in proposal.commands.iter().enumerate() {
+            if i < done {
+                responses.push(Response::Done);
+                continue;
+            }
             let request = Request {
                 at_ms: proposal.at_ms,
                 command: command.clone(),
@@ -125,13 +134,31 @@ impl KvStateMachine {
             responses.push(applied.response);
             if i == last {
                 batch.extend(applied.batch);
+                batch.delete(Space::Meta, PROGRESS_KEY.to_vec());
             } else {
+                let mut step = applied.batch;
+                let mark =
+                    encode(&(log_id.index, i + 1)).map_err(|e| StorageIOError::apply(log_id, e))?;
+                step.put(Space::Meta, PROGRESS_KEY.to_vec(), mark);
                 self.kv
-                    .write(applied.batch)
+                    .write(step)
                     .map_err(|e| StorageIOError::apply(log_id, &e))?;
             }
         }
         Ok(responses)
+    }
+
+    /// How many commands of the entry at `log_id` are already applied (0 unless a crash
+    /// interrupted this very entry).
+    fn progress(&self, log_id: LogId<u64>) -> StorageResult<usize> {
+        let stored = self
+            .kv
+            .get(Space::Meta, PROGRESS_KEY)
+            .map_err(|e| StorageIOError::apply(log_id, &e))?;
+        let Some(bytes) = stored else { return Ok(0) };
+        let (index, done): (u64, usize) =
+            decode(&bytes).map_err(|e| StorageIOError::apply(log_id, e))?;
+        Ok(if index == log_id.index { done } else { 0 })
     }
 
     /// Copies every state space: the body of a snapshot.
@@ -298,5 +325,73 @@ impl RaftStateMachine<TypeConfig> for KvStateMachine {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use micro_core::events::Event;
+    use micro_core::kv::{KvBackend, MemKvBackend, Space};
+    use micro_core::state::{Command, StateReader};
+    use micro_core::{Namespace, state};
+    use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+    use super::{KvStateMachine, PROGRESS_KEY};
+    use crate::Flusher;
+    use crate::proposal::Proposal;
+
+    fn append(body: &str) -> Command {
+        Command::EventsAppend {
+            namespace: Namespace::default(),
+            topic: "t".into(),
+            events: vec![Event {
+                topic: "t".into(),
+                payload: body.as_bytes().to_vec(),
+                ..Event::default()
+            }],
+            retention_ms: 60_000,
+        }
+    }
+
+    /// A crash after the first command of an entry was written re-applies the entry on
+    /// restart: the first command must not be applied twice (an append would append
+    /// again, on this node only).
+    #[tokio::test]
+    async fn an_entry_interrupted_by_a_crash_is_resumed_not_repeated() {
+        let kv: Arc<dyn KvBackend> = Arc::new(MemKvBackend::new());
+        let machine = KvStateMachine::new(kv.clone(), Flusher::spawn(kv.clone()));
+        let log_id = LogId::new(CommittedLeaderId::new(1, 1), 7);
+        let proposal = Proposal {
+            at_ms: 1_000,
+            commands: vec![append("a"), append("b"), append("c")],
+        };
+        // What the node had written when it crashed: the first command and its mark.
+        let request = state::Request {
+            at_ms: 1_000,
+            command: append("a"),
+        };
+        let mut first = state::apply(kv.as_ref(), &request).unwrap().batch;
+        first.put(
+            Space::Meta,
+            PROGRESS_KEY.to_vec(),
+            crate::codec::encode(&(7_u64, 1_usize)).unwrap(),
+        );
+        kv.write(first).unwrap();
+
+        let entry = Entry {
+            log_id,
+            payload: EntryPayload::Normal(proposal),
+        };
+        machine.apply_one(&entry).unwrap();
+        let events = StateReader::new(kv.clone())
+            .events_range(&Namespace::default(), "t", 1, 10)
+            .unwrap();
+        let bodies: Vec<&[u8]> = events.iter().map(|e| e.event.payload.as_slice()).collect();
+        assert_eq!(bodies, [b"a".as_slice(), b"b", b"c"]);
+        assert!(kv.get(Space::Meta, PROGRESS_KEY).unwrap().is_none());
     }
 }

@@ -115,6 +115,8 @@ pub struct Lease {
     pub deadline_ms: u64,
     /// How many times it has been handed out.
     pub deliveries: u32,
+    /// The number of the member holding it (see [`Member::no`]).
+    pub holder: u32,
 }
 
 /// How long a member counts as present after its last claim: while it does, others
@@ -128,6 +130,11 @@ pub struct Member {
     pub taken: u64,
     /// Its last claim (log time, ms).
     pub seen_ms: u64,
+    /// Its number in the group, which its leases carry (shorter than its id).
+    pub no: u32,
+    /// Its last claim asked for less than its share (its client is slow): it does not
+    /// hold the others back.
+    pub limited: bool,
 }
 
 /// A consumer group's position in a topic: what it has been handed and not acked.
@@ -139,6 +146,8 @@ pub struct Group {
     pub pending: BTreeMap<u64, Lease>,
     /// The members by id, with what they took.
     pub members: BTreeMap<String, Member>,
+    /// The number the next new member gets.
+    pub next_no: u32,
 }
 
 impl Group {
@@ -146,8 +155,7 @@ impl Group {
     pub fn starting_at(seq: u64) -> Self {
         Self {
             next_seq: seq,
-            pending: BTreeMap::new(),
-            members: BTreeMap::new(),
+            ..Self::default()
         }
     }
 
@@ -171,6 +179,12 @@ impl Group {
         let max = usize::try_from(options.max)
             .unwrap_or(CLAIM_MAX)
             .min(CLAIM_MAX);
+        let holder = self.members.get(member).map_or(0, |m| m.no);
+        let lease = |deliveries| Lease {
+            deadline_ms: now_ms.saturating_add(options.ack_wait_ms),
+            deliveries,
+            holder,
+        };
         let mut out = Vec::new();
         let due: Vec<u64> = self
             .pending
@@ -182,26 +196,17 @@ impl Group {
             if out.len() >= max {
                 break;
             }
-            let Some(lease) = self.pending.get(&seq).copied() else {
+            let Some(old) = self.pending.remove(&seq) else {
                 continue;
             };
             let exhausted = u64::try_from(options.retry_limit)
-                .is_ok_and(|limit| u64::from(lease.deliveries) > limit);
-            if exhausted || options.auto_ack() {
-                self.pending.remove(&seq);
-                if exhausted {
-                    continue;
-                }
+                .is_ok_and(|limit| u64::from(old.deliveries) > limit);
+            if exhausted {
+                continue;
             }
-            let attempt = lease.deliveries.saturating_add(1);
+            let attempt = old.deliveries.saturating_add(1);
             if !options.auto_ack() {
-                self.pending.insert(
-                    seq,
-                    Lease {
-                        deadline_ms: now_ms.saturating_add(options.ack_wait_ms),
-                        deliveries: attempt,
-                    },
-                );
+                self.pending.insert(seq, lease(attempt));
             }
             out.push((seq, attempt));
         }
@@ -211,13 +216,7 @@ impl Group {
                 if self.pending.len() >= PENDING_MAX {
                     break;
                 }
-                self.pending.insert(
-                    self.next_seq,
-                    Lease {
-                        deadline_ms: now_ms.saturating_add(options.ack_wait_ms),
-                        deliveries: 1,
-                    },
-                );
+                self.pending.insert(self.next_seq, lease(1));
             }
             out.push((self.next_seq, 1));
             self.next_seq += 1;
@@ -225,13 +224,15 @@ impl Group {
         }
         if let Some(me) = self.members.get_mut(member) {
             me.taken += new as u64;
+            me.limited = new < share && self.next_seq < head.next_seq;
         }
         out
     }
 
     /// Records `member`'s claim at `now_ms` and returns how many new events it may
-    /// take: none while it is ahead of the least served present member, else an even
-    /// share of what is waiting (rounded up). Members gone for long are forgotten.
+    /// take: none while it is ahead of the least served present member that keeps up,
+    /// else an even share of what is waiting (rounded up). Members gone for long are
+    /// forgotten.
     fn share(&mut self, member: &str, head: TopicHead, now_ms: u64) -> usize {
         self.members
             .retain(|_, m| m.seen_ms.saturating_add(MEMBER_TTL_MS * 10) >= now_ms);
@@ -239,36 +240,62 @@ impl Group {
         let least = self
             .members
             .iter()
-            .filter(|(id, m)| id.as_str() != member && present(m))
+            .filter(|(id, m)| id.as_str() != member && present(m) && !m.limited)
             .map(|(_, m)| m.taken)
             .min();
         let joining = self.members.get(member).is_none_or(|m| !present(m));
-        let me = self.members.entry(member.to_owned()).or_default();
+        if !self.members.contains_key(member) {
+            let no = self.next_no;
+            self.next_no = self.next_no.wrapping_add(1);
+            self.members.insert(
+                member.to_owned(),
+                Member {
+                    no,
+                    ..Member::default()
+                },
+            );
+        }
+        let Some(me) = self.members.get_mut(member) else {
+            return 0;
+        };
         if joining && let Some(least) = least {
             // Joining (or back after a pause): level with the others, not owed a backlog.
             me.taken = least;
         }
         me.seen_ms = now_ms;
-        let taken = me.taken;
-        if least.is_some_and(|least| taken > least) {
+        if least.is_some_and(|least| me.taken > least) {
             return 0;
         }
-        let others = self.members.values().filter(|m| present(m)).count();
+        let members = self.members.values().filter(|m| present(m)).count();
         let waiting = head.next_seq.saturating_sub(self.next_seq);
-        usize::try_from(waiting.div_ceil(others.max(1) as u64)).unwrap_or(usize::MAX)
+        usize::try_from(waiting.div_ceil(members.max(1) as u64)).unwrap_or(usize::MAX)
     }
 
-    /// Forgets `member` (it left): the others no longer leave it a share.
+    /// Removes `member` (it left), making the leases it held due at once: the others
+    /// no longer leave it a share, and get its events without waiting out `ack_wait`.
     pub fn leave(&mut self, member: &str) {
-        self.members.remove(member);
+        let Some(gone) = self.members.remove(member) else {
+            return;
+        };
+        for lease in self.pending.values_mut() {
+            if lease.holder == gone.no {
+                lease.deadline_ms = 0;
+            }
+        }
     }
 
-    /// Settles the lease of `seq`: an ack removes it, a nack makes it due at once.
-    /// Unknown seqs (already settled, or redelivered elsewhere and acked) are ignored.
-    pub fn settle(&mut self, seq: u64, success: bool) {
+    /// Settles the lease of `seq` for `member`: an ack removes it, a nack makes it due
+    /// at once. A nack from a member that no longer holds it (the lease ran out and went
+    /// to another) is ignored, as are unknown seqs.
+    pub fn settle(&mut self, seq: u64, success: bool, member: &str) {
         if success {
             self.pending.remove(&seq);
-        } else if let Some(lease) = self.pending.get_mut(&seq) {
+            return;
+        }
+        let holder = self.members.get(member).map(|m| m.no);
+        if let Some(lease) = self.pending.get_mut(&seq)
+            && holder.is_none_or(|no| no == lease.holder)
+        {
             lease.deadline_ms = 0;
         }
     }
@@ -280,12 +307,14 @@ impl Group {
 
     /// Whether a claim by `member` at `now_ms` would hand something out.
     pub fn has_work(&self, member: &str, head: TopicHead, now_ms: u64) -> bool {
-        if self.next_deadline_ms().is_some_and(|at| at <= now_ms) {
+        let mut probe = self.clone();
+        probe.forget_expired(head);
+        if probe.next_deadline_ms().is_some_and(|at| at <= now_ms) {
             return true;
         }
-        self.next_seq.max(head.first_seq) < head.next_seq
-            && self.pending.len() < PENDING_MAX
-            && self.clone().share(member, head, now_ms) > 0
+        probe.next_seq < head.next_seq
+            && probe.pending.len() < PENDING_MAX
+            && probe.share(member, head, now_ms) > 0
     }
 
     fn forget_expired(&mut self, head: TopicHead) {
@@ -380,7 +409,7 @@ mod tests {
             group.claim("m", head(1, 3), 0, MANUAL),
             vec![(1, 1), (2, 1)]
         );
-        group.settle(2, true);
+        group.settle(2, true, "m");
         assert!(
             group.claim("m", head(1, 3), 99, MANUAL).is_empty(),
             "not due yet"
@@ -403,7 +432,7 @@ mod tests {
         };
         assert_eq!(group.claim("m", head(1, 6), 0, forever), vec![(5, 1)]);
         for attempt in 2..20 {
-            group.settle(5, false);
+            group.settle(5, false, "m");
             assert!(group.has_work("m", head(1, 6), 1));
             assert_eq!(group.claim("m", head(1, 6), 1, forever), vec![(5, attempt)]);
         }
@@ -452,6 +481,40 @@ mod tests {
                 .len(),
             2
         );
+    }
+
+    #[test]
+    fn a_slow_member_does_not_hold_back_a_fast_one() {
+        let mut group = Group::starting_at(1);
+        let slow = ClaimOptions { max: 1, ..MANUAL };
+        let fast = ClaimOptions { max: 100, ..MANUAL };
+        assert_eq!(group.claim("fast", head(1, 1), 0, fast).len(), 0);
+        assert_eq!(group.claim("slow", head(1, 41), 0, slow).len(), 1);
+        // The slow member asked for less than its share: the fast one takes the rest.
+        assert_eq!(group.claim("fast", head(1, 41), 1, fast).len(), 20);
+        assert_eq!(
+            group.claim("fast", head(1, 41), 2, fast).len(),
+            10,
+            "half of what waits"
+        );
+    }
+
+    #[test]
+    fn a_late_nack_from_a_former_holder_does_not_take_the_event_back() {
+        let mut group = Group::starting_at(1);
+        let forever = ClaimOptions {
+            retry_limit: -1,
+            ..MANUAL
+        };
+        assert_eq!(group.claim("a", head(1, 2), 0, forever), vec![(1, 1)]);
+        // a's lease runs out; b gets the event.
+        assert_eq!(group.claim("b", head(1, 2), 100, forever), vec![(1, 2)]);
+        group.settle(1, false, "a");
+        let again = group.claim("a", head(1, 2), 101, forever);
+        assert!(again.is_empty(), "a's nack was b's: {again:?}");
+        // b leaves: what it held is due at once.
+        group.leave("b");
+        assert_eq!(group.claim("a", head(1, 2), 102, forever), vec![(1, 3)]);
     }
 
     #[test]

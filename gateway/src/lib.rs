@@ -26,6 +26,6 @@ pub use proxy::{
     AuthService, BrokerService, CONSISTENCY_HEADER, Caller, ClusterService, ConfigService,
     DebugService, Dial, EXEMPT, EventsStoreService, EventsStreamService, GrpcRemote,
     MESSAGE_LEN_MAX, NAMESPACE_HEADER, ProxyDeps, RegistryService, RuntimeService, StoreService,
-    account_to_wire, bearer, caller_of, consistency_of, consume_options, event_to_wire, identify,
-    namespace_from, namespace_of, serve_proxy,
+    WINDOW_HEADER, account_to_wire, bearer, caller_of, consistency_of, consume_options,
+    event_to_wire, identify, namespace_from, namespace_of, serve_proxy,
 };

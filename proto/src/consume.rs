@@ -21,6 +21,11 @@ use crate::raw::RawCodec;
 /// The gRPC path of Consume.
 pub const CONSUME_PATH: &str = "/events.Stream/Consume";
 
+/// The metadata key of our extension to Consume: the most events the client may hold
+/// unread or unacked (a slow handler asks for few, so queued events do not wait out
+/// their `ack_wait`). Absent: the server's window (256).
+pub const WINDOW_HEADER: &str = "micro-events-window";
+
 /// The server's codec: raw requests in, prost `T` out.
 #[derive(Debug)]
 pub struct ServerCodec<T>(PhantomData<T>);

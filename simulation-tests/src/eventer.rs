@@ -1,7 +1,8 @@
 //! The events workload: a publisher sending unique payloads to two topics through random
 //! nodes while the faults run, two members of consumer group [`GROUP`] per topic
 //! following them with manual acks (reconnecting to another node whenever their stream
-//! breaks or goes quiet), and, once healed, a read of every topic on every node.
+//! breaks or goes quiet; nacking some events and leaving some unacked, which must come
+//! back), and, once healed, a read of every topic on every node.
 //!
 //! Everything goes into the [`EventsLog`] the `events` checker reads.
 
@@ -231,16 +232,25 @@ async fn member(plan: Plan, log: EventsLog, topic: &'static str, seed: u64) {
         };
         if let Ok(Ok(mut events)) = tokio::time::timeout(OP_TIMEOUT, open).await {
             while let Ok(Some(Ok(event))) = tokio::time::timeout(QUIET, events.next()).await {
-                let payload = String::from_utf8_lossy(&event.payload).into_owned();
-                log.with(|o| {
-                    o.delivered
-                        .entry(topic.to_owned())
-                        .or_default()
-                        .insert(payload);
-                });
+                // Mostly acked; some nacked (redelivered at once) and some left unacked
+                // (redelivered after ack_wait). Only an acked event counts as delivered.
+                let success = match dice.below(100) {
+                    0..85 => true,
+                    85..95 => false,
+                    _ => continue,
+                };
+                if success {
+                    let payload = String::from_utf8_lossy(&event.payload).into_owned();
+                    log.with(|o| {
+                        o.delivered
+                            .entry(topic.to_owned())
+                            .or_default()
+                            .insert(payload);
+                    });
+                }
                 let ack = pb::AckRequest {
                     id: event.id,
-                    success: true,
+                    success,
                 };
                 if acks.send(ack).await.is_err() || sim_ms() >= end {
                     break;

@@ -134,12 +134,15 @@ fn payload_len(command: &Command) -> usize {
             topic,
             group,
             member,
-            held,
             ..
-        } => topic.len() + group.len() + member.len() + held.len() * 8,
+        } => topic.len() + group.len() + member.len(),
         Command::EventsAck {
-            topic, group, acks, ..
-        } => topic.len() + group.len() + acks.len() * 9,
+            topic,
+            group,
+            member,
+            acks,
+            ..
+        } => topic.len() + group.len() + member.len() + acks.len() * 9,
     }
 }
 

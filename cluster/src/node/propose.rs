@@ -18,22 +18,33 @@ use crate::peer::{CallError, PeerCall};
 /// How long to wait before asking again who leads.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
+/// Ticks skipped in a row because of other writes after which the leader ticks anyway:
+/// ticks also purge what expired (events' retention), which must not wait for a lull.
+const BUSY_TICKS_SKIPPED_MAX: u32 = 5;
+
 /// Proposes a `Tick` every `tick_interval` while this node leads and nothing else was
-/// written, so log time (and expiry) moves on an idle cluster.
+/// written, so log time (and expiry) moves on an idle cluster; under steady writes,
+/// every [`BUSY_TICKS_SKIPPED_MAX`] intervals, so expired data is still purged.
 pub(super) async fn tick_loop(inner: Weak<Inner>) {
     let Some(every) = inner.upgrade().map(|i| i.config.tick_interval) else {
         return;
     };
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut skipped = 0;
     loop {
         interval.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         let node = RaftNode { inner };
         let leading = node.leader().is_some_and(|(id, _)| id == node.node_id());
-        if !leading || node.inner.busy.swap(false, Ordering::Relaxed) {
+        if !leading {
             continue;
         }
+        if node.inner.busy.swap(false, Ordering::Relaxed) && skipped < BUSY_TICKS_SKIPPED_MAX {
+            skipped += 1;
+            continue;
+        }
+        skipped = 0;
         if let Err(err) = node.propose_local(Command::Tick).await {
             tracing::debug!(%err, "tick not applied");
         }

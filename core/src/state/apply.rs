@@ -11,6 +11,9 @@ use crate::store::{Record, TablePath};
 /// The most expired records one tick purges; the rest wait for the next tick (reads
 /// already hide them).
 pub const PURGE_PER_TICK: usize = 1024;
+/// The most expired events one tick purges: ticks come at least once a second even
+/// under load, and a busy topic may take thousands of events a second.
+pub(crate) const EVENTS_PURGE_PER_TICK: usize = 16_384;
 
 /// What applying one entry produced: the writes to make and the reply for the proposer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,7 +215,7 @@ fn purge_expired(
         adjust_catalogue(kv, &path, delta, batch)?;
     }
     purged += services::purge_expired(kv, now, PURGE_PER_TICK, batch)?;
-    purged += events::purge_expired(kv, now, PURGE_PER_TICK, batch)?;
+    purged += events::purge_expired(kv, now, EVENTS_PURGE_PER_TICK, batch)?;
     Ok(Response::Ticked { purged })
 }
 

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{Rule, SigningKeys, StoredAccount};
-use crate::events::{ClaimOptions, Delivery, Event};
+use crate::events::{ClaimOptions, Event};
 use crate::namespace::Namespace;
 use crate::registry::Registration;
 use crate::runtime::RuntimeService;
@@ -154,10 +154,12 @@ pub enum Command {
         topic: String,
         /// The group.
         group: String,
+        /// The member acking (a nack counts only from the lease's holder).
+        member: String,
         /// The acks and nacks.
         acks: Vec<(u64, bool)>,
     },
-    /// A member leaves its consumer group, nacking what it still held.
+    /// A member leaves its consumer group; what it held falls due at once.
     EventsLeave {
         /// Its namespace.
         namespace: Namespace,
@@ -167,8 +169,6 @@ pub enum Command {
         group: String,
         /// The member.
         member: String,
-        /// The seqs it held unacked.
-        held: Vec<u64>,
     },
 }
 
@@ -207,10 +207,11 @@ pub enum Response {
         /// The seq of the first event appended.
         seq: u64,
     },
-    /// A consumer group handed these events to the claiming member.
+    /// A consumer group handed these events to the claiming member, which reads them
+    /// from its own node's log (a claim carries no payloads through Raft).
     Claimed {
-        /// The events, in the order to deliver them.
-        events: Vec<Delivery>,
+        /// `(seq, attempt)` of each event, in the order to deliver them.
+        claimed: Vec<(u64, u32)>,
         /// When the group's earliest lease falls due (log time, ms).
         next_deadline_ms: Option<u64>,
     },

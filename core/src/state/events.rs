@@ -9,7 +9,9 @@
 //! 0x03 expires_at(be64) ns topic seq -> ()          (retention index, oldest first)
 //! ```
 
-use crate::events::{ClaimOptions, Delivery, Event, Group, StoredEvent, TopicHead};
+use std::collections::BTreeSet;
+
+use crate::events::{ClaimOptions, Event, Group, StoredEvent, TopicHead};
 use crate::kv::{KeyRange, KvBackend, KvError, ScanOrder, Space, WriteBatch};
 use crate::namespace::Namespace;
 use crate::state::keys::{decode, encode};
@@ -108,7 +110,8 @@ pub(crate) fn range(
 }
 
 /// The seq of the first event of `topic` appended at or after `at_ms` (the head's next
-/// seq if none was).
+/// seq if none was). Append times only grow along a topic, so this is a binary search;
+/// a probe that lands on a purged seq looks at the next event kept.
 pub(crate) fn seq_at(
     kv: &dyn KvBackend,
     namespace: &Namespace,
@@ -116,21 +119,20 @@ pub(crate) fn seq_at(
     at_ms: u64,
 ) -> Result<u64, KvError> {
     let head = head(kv, namespace, topic)?;
-    let range = KeyRange::prefix(&log_prefix(namespace, topic));
-    let mut found = None;
-    kv.scan(
-        Space::Events,
-        &range,
-        ScanOrder::Asc,
-        &mut |_, v| match decode::<StoredEvent>(v) {
-            Some(stored) if stored.appended_ms >= at_ms => {
-                found = Some(stored.seq);
-                false
+    let (mut lo, mut hi) = (head.first_seq, head.next_seq);
+    let mut found = head.next_seq;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match range(kv, namespace, topic, mid, 1)?.into_iter().next() {
+            Some(event) if event.seq < hi && event.appended_ms >= at_ms => {
+                found = event.seq;
+                hi = mid;
             }
-            _ => true,
-        },
-    )?;
-    Ok(found.unwrap_or(head.next_seq))
+            Some(event) if event.seq < hi => lo = event.seq + 1,
+            _ => hi = mid,
+        }
+    }
+    Ok(found)
 }
 
 /// Applies an events command (the others are not this module's).
@@ -168,18 +170,21 @@ pub(crate) fn apply(
             namespace,
             topic,
             group,
+            member,
             acks,
-        } => ack(kv, namespace, topic, group, acks, None, batch)?,
+        } => settle(kv, namespace, topic, group, batch, |state| {
+            for (seq, success) in acks {
+                state.settle(*seq, *success, member);
+            }
+        })?,
         Command::EventsLeave {
             namespace,
             topic,
             group,
             member,
-            held,
-        } => {
-            let nacks: Vec<(u64, bool)> = held.iter().map(|seq| (*seq, false)).collect();
-            ack(kv, namespace, topic, group, &nacks, Some(member), batch)?
-        }
+        } => settle(kv, namespace, topic, group, batch, |state| {
+            state.leave(member);
+        })?,
         _ => return Err(KvError("not an events command".to_owned())),
     })
 }
@@ -240,16 +245,7 @@ pub(crate) fn claim(
             None => head.next_seq,
         }),
     };
-    let mut events = Vec::new();
-    for (seq, attempt) in state.claim(member, head, now, options) {
-        let found = load::<StoredEvent>(kv, &event_key(namespace, topic, seq), "event")?;
-        if let Some(stored) = found {
-            events.push(Delivery { stored, attempt });
-        } else {
-            // Expired between the head's update and now: nothing to deliver.
-            state.settle(seq, true);
-        }
-    }
+    let claimed = state.claim(member, head, now, options);
     let next_deadline_ms = state.next_deadline_ms();
     batch.put(
         Space::Events,
@@ -257,31 +253,24 @@ pub(crate) fn claim(
         encode(&state),
     );
     Ok(Response::Claimed {
-        events,
+        claimed,
         next_deadline_ms,
     })
 }
 
-/// Settles a member's acks (true) and nacks (false) by seq; `leaving` removes that
-/// member from the group.
-pub(crate) fn ack(
+/// Changes group `name` of `topic` with `change` (nothing if it never claimed).
+fn settle(
     kv: &dyn KvBackend,
     namespace: &Namespace,
     topic: &str,
     name: &str,
-    acks: &[(u64, bool)],
-    leaving: Option<&str>,
     batch: &mut WriteBatch,
+    change: impl FnOnce(&mut Group),
 ) -> Result<Response, KvError> {
     let Some(mut state) = group(kv, namespace, topic, name)? else {
         return Ok(Response::Done);
     };
-    for (seq, success) in acks {
-        state.settle(*seq, *success);
-    }
-    if let Some(member) = leaving {
-        state.leave(member);
-    }
+    change(&mut state);
     batch.put(
         Space::Events,
         group_key(namespace, topic, name),
@@ -298,9 +287,9 @@ pub(crate) fn purge_expired(
     batch: &mut WriteBatch,
 ) -> Result<u64, KvError> {
     let due = crate::state::keys::due_expiries(kv, Space::Events, EXPIRY_TAG, now, max)?;
-    // Each topic's head moves once, past its last purged event (events expire in
-    // seq order within a topic, since retention is fixed at append).
-    let mut heads = std::collections::BTreeMap::<Vec<u8>, u64>::new();
+    // Each topic's head moves once, to its oldest event left (retention is the
+    // proposing node's setting, so expiry need not follow seq order).
+    let mut purged = std::collections::BTreeMap::<Vec<u8>, BTreeSet<u64>>::new();
     for index_key in &due {
         batch.delete(Space::Events, index_key.clone());
         let Some(event_key) = index_key.get(9..) else {
@@ -312,17 +301,34 @@ pub(crate) fn purge_expired(
             continue;
         };
         let seq = seq.try_into().map_or(0, u64::from_be_bytes);
-        let entry = heads.entry(prefix.to_vec()).or_default();
-        *entry = (*entry).max(seq);
+        purged.entry(prefix.to_vec()).or_default().insert(seq);
     }
-    for (prefix, last) in heads {
-        let mut head_key = prefix;
+    for (prefix, seqs) in purged {
+        let mut head_key = prefix.clone();
         head_key[0] = HEAD_TAG;
         let mut head: TopicHead = match kv.get(Space::Events, &head_key)? {
             Some(bytes) => decode(&bytes).ok_or_else(|| corrupt("topic head"))?,
             None => continue,
         };
-        head.first_seq = head.first_seq.max(last + 1);
+        let mut start = prefix.clone();
+        start.extend_from_slice(&head.first_seq.to_be_bytes());
+        let range = KeyRange {
+            start,
+            end: KeyRange::prefix(&prefix).end,
+        };
+        let mut oldest_left = head.next_seq;
+        kv.scan(Space::Events, &range, ScanOrder::Asc, &mut |k, _| {
+            let seq = k
+                .get(prefix.len()..)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes);
+            if seqs.contains(&seq) {
+                return true;
+            }
+            oldest_left = seq;
+            false
+        })?;
+        head.first_seq = head.first_seq.max(oldest_left);
         batch.put(Space::Events, head_key, encode(&head));
     }
     Ok(due.len() as u64)
@@ -340,6 +346,10 @@ mod tests {
     }
 
     fn publish(kv: &MemKvBackend, at: u64, topic: &str, body: &str) -> Response {
+        publish_kept(kv, at, topic, body, 1_000)
+    }
+
+    fn publish_kept(kv: &MemKvBackend, at: u64, topic: &str, body: &str, kept: u64) -> Response {
         let event = Event {
             id: format!("id-{body}"),
             topic: topic.into(),
@@ -353,7 +363,7 @@ mod tests {
                 namespace: ns(),
                 topic: topic.into(),
                 events: vec![event],
-                retention_ms: 1_000,
+                retention_ms: kept,
             },
         )
     }
@@ -372,7 +382,7 @@ mod tests {
             start_ms,
         };
         match apply_now(kv, at, command) {
-            Response::Claimed { events, .. } => events.iter().map(|d| d.stored.seq).collect(),
+            Response::Claimed { claimed, .. } => claimed.iter().map(|(seq, _)| *seq).collect(),
             other => panic!("{other:?}"),
         }
     }
@@ -432,6 +442,36 @@ mod tests {
         assert_eq!(
             publish(&kv, 1_700, "orders", "c"),
             Response::Appended { seq: 3 }
+        );
+    }
+
+    #[test]
+    fn a_shorter_retention_later_does_not_hide_older_events_still_kept() {
+        let kv = MemKvBackend::new();
+        publish_kept(&kv, 10, "orders", "long", 10_000);
+        publish_kept(&kv, 20, "orders", "short", 100);
+        apply_now(&kv, 500, Command::Tick);
+        assert_eq!(head(&kv, &ns(), "orders").unwrap().first_seq, 1);
+        let left: Vec<u64> = range(&kv, &ns(), "orders", 1, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(left, vec![1]);
+        apply_now(&kv, 20_000, Command::Tick);
+        assert_eq!(head(&kv, &ns(), "orders").unwrap().first_seq, 3);
+    }
+
+    #[test]
+    fn replay_finds_the_first_event_at_or_after_a_time() {
+        let kv = MemKvBackend::new();
+        for (i, at) in [10, 20, 20, 30, 40, 50, 60].iter().enumerate() {
+            publish_kept(&kv, *at, "orders", &format!("e{i}"), 100_000);
+        }
+        let at = |ms| seq_at(&kv, &ns(), "orders", ms).unwrap();
+        assert_eq!(
+            [at(0), at(10), at(15), at(20), at(45), at(60), at(61)],
+            [1, 1, 2, 2, 6, 7, 8]
         );
     }
 }

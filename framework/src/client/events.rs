@@ -104,6 +104,9 @@ pub struct ConsumeOptions {
     pub ack_wait: Option<Duration>,
     /// Redeliveries after the first (negative: no limit).
     pub retry_limit: i64,
+    /// The most events to hold unread or unacked (0: the server's window of 256;
+    /// [`EventsClient::subscribe`] defaults to 1, one event per handler call).
+    pub window: u32,
 }
 
 impl Default for ConsumeOptions {
@@ -113,6 +116,7 @@ impl Default for ConsumeOptions {
             offset: None,
             ack_wait: None,
             retry_limit: -1,
+            window: 0,
         }
     }
 }
@@ -128,12 +132,24 @@ pub type EventHandler =
 #[derive(Debug)]
 pub struct Subscription {
     task: tokio::task::JoinHandle<Result<(), Error>>,
+    actor: ActorSlot,
 }
 
+/// The subscriber actor of the moment (the pump replaces it after a panic).
+type ActorSlot = Arc<std::sync::Mutex<Option<ActorRef<Handle>>>>;
+
 impl Subscription {
-    /// Stops the subscription.
+    /// Stops the subscription and its actor.
     pub fn stop(&self) {
         self.task.abort();
+        let actor = self
+            .actor
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(actor) = actor {
+            actor.stop(None);
+        }
     }
 
     /// Waits until the subscription ends by itself (the stream ended, or its handler
@@ -151,7 +167,7 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.task.abort();
+        self.stop();
     }
 }
 
@@ -241,6 +257,12 @@ impl EventsClient {
         // A consumer has no deadline: not the client's call timeout.
         let mut request = self.client.request(request);
         request.metadata_mut().remove("grpc-timeout");
+        if options.window > 0 {
+            request.metadata_mut().insert(
+                micro_proto::consume::WINDOW_HEADER,
+                tonic::metadata::MetadataValue::from(options.window),
+            );
+        }
         let stream = micro_proto::consume::consume(
             self.client.channel(),
             request,
@@ -257,9 +279,12 @@ impl EventsClient {
     }
 
     /// Runs `handler` on each event of `topic`, in a supervised actor: `Ok` acks the
-    /// event, `Err` nacks it, a panic nacks it and starts a fresh actor. Events are
-    /// always acked by hand here (`ack_wait` defaults to [`SUBSCRIBE_ACK_WAIT`]), so an
-    /// event whose handler never finished is redelivered.
+    /// event, `Err` nacks it, a panic nacks it and starts a fresh actor, and so does a
+    /// handler still running after `ack_wait` (the event is redelivered by then anyway).
+    /// Events are always acked by hand here (`ack_wait` defaults to
+    /// [`SUBSCRIBE_ACK_WAIT`]) and taken one at a time unless `window` says otherwise,
+    /// so an event whose handler never finished is redelivered, and none waits out its
+    /// `ack_wait` in a queue.
     pub async fn subscribe<F, Fut>(
         &self,
         topic: &str,
@@ -270,23 +295,34 @@ impl EventsClient {
         F: Fn(Event) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), Error>> + Send + 'static,
     {
-        options.ack_wait = Some(options.ack_wait.unwrap_or(SUBSCRIBE_ACK_WAIT));
+        let ack_wait = options.ack_wait.unwrap_or(SUBSCRIBE_ACK_WAIT);
+        options.ack_wait = Some(ack_wait);
+        options.window = options.window.max(1);
         let events = self.consume(topic, options).await?;
         let handler: EventHandler = Arc::new(move |event| Box::pin(handler(event)));
+        let actor = ActorSlot::default();
         Ok(Subscription {
-            task: tokio::spawn(pump(events, handler)),
+            task: tokio::spawn(pump(events, handler, actor.clone(), ack_wait)),
+            actor,
         })
     }
 }
 
 /// Feeds events to a subscriber actor, settling each by its outcome and replacing the
-/// actor when its handler panics.
-async fn pump(mut events: Events, handler: EventHandler) -> Result<(), Error> {
-    let mut actor = start_actor(&handler).await?;
+/// actor when its handler panics or overruns `ack_wait`.
+async fn pump(
+    mut events: Events,
+    handler: EventHandler,
+    slot: ActorSlot,
+    ack_wait: Duration,
+) -> Result<(), Error> {
+    let mut actor = start_actor(&handler, &slot).await?;
     let mut failures = 0;
     while let Some(event) = events.next().await {
         let event = event?;
-        let outcome = actor.call(|reply| Handle(event.clone(), reply), None).await;
+        let outcome = actor
+            .call(|reply| Handle(event.clone(), reply), Some(ack_wait))
+            .await;
         match outcome {
             Ok(ractor::rpc::CallResult::Success(Ok(()))) => {
                 failures = 0;
@@ -302,17 +338,17 @@ async fn pump(mut events: Events, handler: EventHandler) -> Result<(), Error> {
                 tracing::warn!(
                     id = event.id,
                     failures,
-                    "a subscriber's handler panicked; nacked"
+                    "a subscriber's handler panicked or overran ack_wait; nacked"
                 );
                 event.nack().await?;
+                actor.stop(None);
                 if failures >= RESTARTS_MAX {
                     return Err(error::internal(
                         "events",
-                        format!("the subscriber's handler panicked {failures} times in a row"),
+                        format!("the subscriber's handler failed {failures} times in a row"),
                     ));
                 }
-                actor.stop(None);
-                actor = start_actor(&handler).await?;
+                actor = start_actor(&handler, &slot).await?;
             }
         }
     }
@@ -320,10 +356,13 @@ async fn pump(mut events: Events, handler: EventHandler) -> Result<(), Error> {
     Ok(())
 }
 
-async fn start_actor(handler: &EventHandler) -> Result<ActorRef<Handle>, Error> {
+async fn start_actor(handler: &EventHandler, slot: &ActorSlot) -> Result<ActorRef<Handle>, Error> {
     let (actor, _join) = Actor::spawn(None, SubscriberActor, handler.clone())
         .await
         .map_err(|e| error::internal("events", format!("cannot start a subscriber: {e}")))?;
+    *slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(actor.clone());
     Ok(actor)
 }
 

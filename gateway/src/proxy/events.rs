@@ -77,8 +77,11 @@ pub fn consume_options(request: &pb::ConsumeRequest) -> Result<ConsumeOptions, E
         offset_ms: (request.offset > 0).then(|| request.offset.unsigned_abs().saturating_mul(1000)),
         ack_wait,
         retry_limit: request.retry_limit,
+        window: 0,
     })
 }
+
+pub use micro_proto::consume::WINDOW_HEADER;
 
 /// The `events.Stream` service, served by hand (see the module documentation).
 #[derive(Debug, Clone)]
@@ -134,6 +137,12 @@ impl StreamingService<Vec<u8>> for Consume {
         let events = self.0.clone();
         Box::pin(async move {
             let ns = admin_namespace(&request)?;
+            let window = request
+                .metadata()
+                .get(WINDOW_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
             let mut incoming = request.into_inner();
             let first = incoming.message().await?.ok_or_else(|| {
                 Status::invalid_argument("the stream ended before a ConsumeRequest")
@@ -141,7 +150,8 @@ impl StreamingService<Vec<u8>> for Consume {
             let consume = pb::ConsumeRequest::decode(first.as_slice()).map_err(|e| {
                 Status::invalid_argument(format!("a malformed ConsumeRequest: {e}"))
             })?;
-            let options = consume_options(&consume).map_err(|e| fail(&e))?;
+            let mut options = consume_options(&consume).map_err(|e| fail(&e))?;
+            options.window = window;
             let consumer = events
                 .consume(&ns, &consume.topic, options)
                 .await

@@ -19,7 +19,9 @@ pub use broker::BrokerService;
 pub use cluster::ClusterService;
 pub use config::ConfigService;
 pub use debug::DebugService;
-pub use events::{EventsStoreService, EventsStreamService, consume_options, event_to_wire};
+pub use events::{
+    EventsStoreService, EventsStreamService, WINDOW_HEADER, consume_options, event_to_wire,
+};
 pub use guard::{Caller, EXEMPT, bearer, caller_of, identify};
 pub use namespace::{
     CONSISTENCY_HEADER, NAMESPACE_HEADER, consistency_of, namespace_from, namespace_of,

@@ -6,9 +6,10 @@
 //! - per-topic order: of two acknowledged publishes where one completed before the other
 //!   began, the first comes first in the log;
 //! - every node agrees: the final reads of a topic return the same log on every node;
-//! - every event reaches the group: each payload in a topic's final log was delivered
-//!   at least once to a member of the consumer group, which acked through crashes,
-//!   partitions and reconnects.
+//! - every event reaches the group: each payload in a topic's final log was delivered to
+//!   and acked by a member of the consumer group, through crashes, partitions,
+//!   reconnects, and the members' own nacks and unacked deliveries (which must come
+//!   back).
 
 use std::collections::{BTreeMap, BTreeSet};
 
