@@ -36,6 +36,10 @@ pub const SUBSCRIBER_BUFFER: usize = 256;
 pub const GROUP_METADATA: &str = "group";
 /// The registry metadata key holding a topic's digest.
 pub const TOPIC_METADATA: &str = "topic";
+/// The membership of subscribers without a queue, registered like a queue group (its
+/// control character keeps it apart from every queue name a user can give), so a
+/// publisher forwards only to the nodes that have such subscribers for the topic.
+pub const FANOUT: &str = "\u{0}fanout";
 /// The longest topic or queue name.
 pub const NAME_LEN_MAX: usize = 255;
 
@@ -55,6 +59,13 @@ struct Subscriber {
     id: u64,
     queue: Option<String>,
     tx: mpsc::Sender<BrokerMessage>,
+}
+
+impl Subscriber {
+    /// The group it counts in: its queue, or [`FANOUT`].
+    fn membership(&self) -> &str {
+        self.queue.as_deref().unwrap_or(FANOUT)
+    }
 }
 
 #[derive(Debug)]
@@ -173,8 +184,9 @@ impl BrokerHub {
         )
     }
 
-    /// Subscribes to `topic` of `namespace`; with `queue`, as one member of that group
-    /// (registered, so other nodes' publishers find it, before this returns).
+    /// Subscribes to `topic` of `namespace`; with `queue`, as one member of that group.
+    /// The node's membership (of the queue, or of the topic's fan-out) is registered, so
+    /// other nodes' publishers find it, before this returns.
     pub async fn subscribe(
         &self,
         namespace: Namespace,
@@ -201,17 +213,16 @@ impl BrokerHub {
             topic: key,
             id,
         };
-        if let Some(queue) = &queue {
-            let node_id = self.queue_node_id(&namespace, topic, queue);
-            let mut registered = self.inner.registered.lock().await;
-            if !registered.contains(&node_id) {
-                let registration = self.queue_registration(&namespace, topic, queue);
-                self.inner
-                    .runtime
-                    .hold(Namespace::default(), registration)
-                    .await;
-                registered.insert(node_id);
-            }
+        let membership = queue.as_deref().unwrap_or(FANOUT);
+        let node_id = self.queue_node_id(&namespace, topic, membership);
+        let mut registered = self.inner.registered.lock().await;
+        if !registered.contains(&node_id) {
+            let registration = self.queue_registration(&namespace, topic, membership);
+            self.inner
+                .runtime
+                .hold(Namespace::default(), registration)
+                .await;
+            registered.insert(node_id);
         }
         Ok(Subscription { messages, guard })
     }
@@ -242,19 +253,17 @@ impl BrokerHub {
             let Some(list) = subscribers.get_mut(topic) else {
                 return;
             };
-            let queue = list
+            let membership = list
                 .iter()
                 .find(|s| s.id == id)
-                .and_then(|s| s.queue.clone());
+                .map(|s| s.membership().to_owned());
             list.retain(|s| s.id != id);
-            let last_of_queue = queue
-                .as_ref()
-                .filter(|q| !list.iter().any(|s| s.queue.as_ref() == Some(*q)))
-                .cloned();
+            let last_of_membership =
+                membership.filter(|m| !list.iter().any(|s| s.membership() == m));
             if list.is_empty() {
                 subscribers.remove(topic);
             }
-            last_of_queue
+            last_of_membership
         };
         if let Some(queue) = released_queue {
             let hub = self.clone();
@@ -273,7 +282,7 @@ impl BrokerHub {
         let mut registered = self.inner.registered.lock().await;
         let has_members = lock(&self.inner.subscribers)
             .get(topic)
-            .is_some_and(|list| list.iter().any(|s| s.queue.as_deref() == Some(queue)));
+            .is_some_and(|list| list.iter().any(|s| s.membership() == queue));
         if !has_members && registered.remove(&node_id) {
             self.inner
                 .runtime

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! Publish on node P ─> P's subscribers without a queue
-//!                   ─> every other node's proxy, "deliver to your fan-out subscribers"
+//!                   ─> each other node with such subscribers of the topic (registered in
+//!                      `broker-queue` like a queue group), "deliver to your fan-out
+//!                      subscribers"
 //!                   ─> per queue group of the topic (members found in the registry's
 //!                      `broker-queue`): one member node, round-robin, "deliver to one
 //!                      member of queue Q" (P itself when it has the chosen member)
@@ -21,8 +23,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use futures::{Stream, StreamExt};
 use micro_actors::RegistryHandle;
 use micro_actors::broker::{
-    BrokerHub, BrokerMessage, GROUP_METADATA, QUEUE_SERVICE, TOPIC_METADATA, topic_digest,
-    validate_name,
+    BrokerHub, BrokerMessage, FANOUT, GROUP_METADATA, QUEUE_SERVICE, TOPIC_METADATA, group_digest,
+    topic_digest, validate_name,
 };
 use micro_core::service::{CONTENT_PROTO, Call, RemoteCaller};
 use micro_core::{MicroError, Namespace};
@@ -92,21 +94,6 @@ impl BrokerService {
             reply?;
         }
         Ok(())
-    }
-
-    /// The proxies of the other nodes (every node registers the core services).
-    fn other_nodes(&self) -> Result<Vec<String>, MicroError> {
-        let services = self
-            .registry
-            .lookup_local(&Namespace::default(), "broker")?;
-        let mut addresses: Vec<String> = services
-            .iter()
-            .flat_map(|s| s.nodes.iter().map(|n| n.address.clone()))
-            .filter(|a| a != self.hub.address())
-            .collect();
-        addresses.sort();
-        addresses.dedup();
-        Ok(addresses)
     }
 
     /// The queue groups of a topic and the nodes that have members of each.
@@ -211,8 +198,15 @@ impl Broker for BrokerService {
             }
             None => {
                 self.hub.deliver_fanout(&namespace, &body.topic, &message);
-                let others = self.other_nodes().map_err(|e| status(&e))?;
-                let fanouts = others.iter().map(|address| {
+                let mut groups = self
+                    .queue_groups(&namespace, &body.topic)
+                    .map_err(|e| status(&e))?;
+                // Only nodes with subscribers of the topic hear of it.
+                let fanout = groups
+                    .remove(&group_digest(&namespace, &body.topic, FANOUT))
+                    .unwrap_or_default();
+                let others = fanout.iter().filter(|a| *a != self.hub.address());
+                let fanouts = others.map(|address| {
                     self.forward(
                         address,
                         &namespace,
@@ -226,9 +220,6 @@ impl Broker for BrokerService {
                         tracing::debug!(error = %err, "a node missed a broker message");
                     }
                 }
-                let groups = self
-                    .queue_groups(&namespace, &body.topic)
-                    .map_err(|e| status(&e))?;
                 for (digest, addresses) in &groups {
                     let group = (digest.as_str(), addresses.as_slice());
                     self.deliver_to_group(&namespace, &body, &message, token.as_deref(), group)
