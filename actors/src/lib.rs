@@ -35,6 +35,7 @@
 //! ```
 
 pub mod auth;
+pub mod blobs;
 pub mod broker;
 pub mod config;
 pub mod events;
@@ -45,6 +46,7 @@ pub mod store;
 pub mod supervisor;
 
 pub use auth::AuthHandle;
+pub use blobs::BlobHandle;
 pub use broker::BrokerHub;
 pub use config::ConfigHandle;
 pub use events::EventsHandle;

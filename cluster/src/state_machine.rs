@@ -20,6 +20,7 @@ use openraft::{
     StorageError, StorageIOError, StoredMembership,
 };
 use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 
 use crate::codec::{decode, decode_checked, encode, encode_checked};
 use crate::proposal::{Outcomes, Proposal};
@@ -37,7 +38,9 @@ type Membership = StoredMembership<u64, openraft::BasicNode>;
 
 /// The contents of a snapshot: every key of every state space.
 /// Every key and value of one space.
-type SpaceDump = (Space, Vec<(Vec<u8>, Vec<u8>)>);
+/// Bytes as bytes: serde would otherwise write (and read) them one element at a time,
+/// which unoptimised builds take seconds over for a snapshot holding blobs. Same format.
+type SpaceDump = (Space, Vec<(ByteBuf, ByteBuf)>);
 
 #[derive(Debug, Serialize, Deserialize)]
 struct SnapshotData {
@@ -172,7 +175,7 @@ impl KvStateMachine {
                     &KeyRange::prefix(b""),
                     ScanOrder::Asc,
                     &mut |k, v| {
-                        pairs.push((k.to_vec(), v.to_vec()));
+                        pairs.push((ByteBuf::from(k), ByteBuf::from(v)));
                         true
                     },
                 )
@@ -303,7 +306,7 @@ impl RaftStateMachine<TypeConfig> for KvStateMachine {
         }
         for (space, pairs) in data.spaces {
             for (key, value) in pairs {
-                batch.put(space, key, value);
+                batch.put(space, key.into_vec(), value.into_vec());
             }
         }
         let stored = StoredSnapshot {

@@ -46,6 +46,7 @@ pub struct Event {
     /// Free-form headers.
     pub metadata: BTreeMap<String, String>,
     /// The body, opaque to the platform.
+    #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
     /// When it was published (Unix seconds): the publisher's, else the log time.
     pub timestamp: i64,

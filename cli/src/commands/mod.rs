@@ -4,6 +4,7 @@ mod auth;
 pub mod bench;
 pub mod bench_call;
 pub mod bench_events;
+mod blob;
 mod broker;
 mod cluster;
 mod config;
@@ -52,6 +53,9 @@ pub enum Command {
     /// Read and write the key-value store
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Store and fetch files (blobs), replicated in chunks
+    #[command(subcommand)]
+    Blob(blob::BlobCommand),
     /// Inspect the Raft cluster
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -205,6 +209,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Config(command) => config::run(&connect().await?, command).await,
         Command::Broker(command) => broker::run(&connect().await?, command).await,
         Command::Events(command) => events::run(&connect().await?, command).await,
+        Command::Blob(command) => blob::run(&connect().await?, command).await,
         Command::Bench(command) => bench::run(command, connect).await,
         Command::Services(args) => services::services(&connect().await?, args).await,
         Command::Call(args) => services::call(&connect().await?, args, false).await,

@@ -157,12 +157,13 @@ pub async fn start_node<L: Listen>(
         deps.builtins,
         config.node_id,
     );
-    let events = events(config, deps.seed, &deps.clock, &replicator);
+    let (events, blobs) = data_handles(config, deps.seed, &deps.clock, &replicator);
     let auth = (deps.enforce_auth)
         .then(|| micro_actors::AuthHandle::new(replicator.clone(), deps.clock.clone()));
     let (api_state, bootstrap) = api_state(config, &router, &registry, auth.as_ref(), &replicator);
     let proxy_deps = ProxyDeps {
         events,
+        blobs,
         handles,
         replicator: replicator.clone(),
         clock: deps.clock,
@@ -343,23 +344,29 @@ fn register_core_services(runtime: &micro_actors::RuntimeHandle) {
     }
 }
 
-/// The node's events engine. Its event and consumer ids come from OS entropy, or, in
-/// the simulation, from the node's seed and the (simulated) time of this start, so a run
-/// replays and a restarted node does not hand out its previous run's ids again.
-fn events(
+/// The node's events and blob engines. Their ids (events, consumers, uploads) come from
+/// OS entropy, or, in the simulation, from the node's seed and the (simulated) time of
+/// this start, so a run replays and a restarted node does not hand out its previous
+/// run's ids again.
+fn data_handles(
     config: &NodeConfig,
     seed: Option<u64>,
     clock: &Arc<dyn micro_core::Clock>,
     replicator: &Arc<dyn micro_core::replicator::Replicator>,
-) -> micro_actors::EventsHandle {
+) -> (micro_actors::EventsHandle, micro_actors::BlobHandle) {
     let seed = seed.map_or_else(micro_core::rng::entropy_seed, |seed| {
         seed.rotate_left(29) ^ clock.now_ms().wrapping_mul(0x9E37_79B9_7F4A_7C15)
     });
-    micro_actors::EventsHandle::new(
+    let ids: Arc<dyn micro_core::rng::Rng> = Arc::new(micro_core::rng::SeededRng::new(seed));
+    let events = micro_actors::EventsHandle::new(
         replicator.clone(),
         clock.clone(),
-        Arc::new(micro_core::rng::SeededRng::new(seed)),
+        ids.clone(),
         config.events_retention,
+    );
+    (
+        events,
+        micro_actors::BlobHandle::new(replicator.clone(), ids),
     )
 }
 

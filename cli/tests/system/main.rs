@@ -17,3 +17,4 @@ mod t70_config;
 mod t80_broker;
 mod t90_events;
 mod t95_python;
+mod t96_blobs;

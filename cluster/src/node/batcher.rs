@@ -117,6 +117,19 @@ fn payload_len(command: &Command) -> usize {
             .map(|(path, leaf)| path.len() + leaf.value.len())
             .sum(),
         Command::ConfigDelete { path, .. } => path.len(),
+        Command::EventsAppend { .. }
+        | Command::EventsClaim { .. }
+        | Command::EventsAck { .. }
+        | Command::EventsLeave { .. }
+        | Command::BlobChunk { .. }
+        | Command::BlobCommit { .. }
+        | Command::BlobDelete { .. } => data_len(command),
+    }
+}
+
+/// The bytes an events or blob command carries.
+fn data_len(command: &Command) -> usize {
+    match command {
         Command::EventsAppend { events, .. } => events
             .iter()
             .map(|e| {
@@ -124,6 +137,9 @@ fn payload_len(command: &Command) -> usize {
                 e.id.len() + e.topic.len() + e.payload.len() + metadata
             })
             .sum(),
+        Command::BlobChunk { upload, data, .. } => upload.len() + data.len(),
+        Command::BlobCommit { key, manifest, .. } => key.len() + manifest.upload.len() + 16,
+        Command::BlobDelete { key, .. } => key.len(),
         Command::EventsClaim {
             topic,
             group,
@@ -143,6 +159,7 @@ fn payload_len(command: &Command) -> usize {
             acks,
             ..
         } => topic.len() + group.len() + member.len() + acks.len() * 9,
+        _ => 0,
     }
 }
 

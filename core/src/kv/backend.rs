@@ -30,11 +30,13 @@ pub enum Space {
     Config,
     /// Events: topic logs, consumer groups and the retention index.
     Events,
+    /// Blobs: manifests, chunks and uploads not yet committed.
+    Blobs,
 }
 
 impl Space {
     /// Every space, in a fixed order.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::Log,
         Self::Raft,
         Self::Meta,
@@ -45,10 +47,11 @@ impl Space {
         Self::Auth,
         Self::Config,
         Self::Events,
+        Self::Blobs,
     ];
 
     /// The spaces that make up the replicated state machine (what a snapshot carries).
-    pub const STATE: [Self; 7] = [
+    pub const STATE: [Self; 8] = [
         Self::Meta,
         Self::Store,
         Self::Registry,
@@ -56,6 +59,7 @@ impl Space {
         Self::Auth,
         Self::Config,
         Self::Events,
+        Self::Blobs,
     ];
 
     /// The stable name of the space (the RocksDB column family name).
@@ -71,6 +75,7 @@ impl Space {
             Self::Auth => "auth",
             Self::Config => "config",
             Self::Events => "events",
+            Self::Blobs => "blobs",
         }
     }
 }

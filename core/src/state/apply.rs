@@ -5,7 +5,7 @@ use crate::state::keys::{
     self, EXPIRY_TAG, LOG_TIME_KEY, StoredRecord, catalogue_key, decode, encode, expiry_key,
     record_key,
 };
-use crate::state::{Command, Request, Response, auth, config, events, services};
+use crate::state::{Command, Request, Response, auth, blobs, config, events, services};
 use crate::store::{Record, TablePath};
 
 /// The most expired records one tick purges; the rest wait for the next tick (reads
@@ -108,6 +108,9 @@ pub fn apply(kv: &dyn KvBackend, request: &Request) -> Result<Applied, KvError> 
         | Command::EventsClaim { .. }
         | Command::EventsAck { .. }
         | Command::EventsLeave { .. } => events::apply(kv, &request.command, now, &mut batch)?,
+        Command::BlobChunk { .. } | Command::BlobCommit { .. } | Command::BlobDelete { .. } => {
+            blobs::apply(kv, &request.command, now, &mut batch)?
+        }
     };
     Ok(Applied {
         batch,
@@ -216,6 +219,7 @@ fn purge_expired(
     }
     purged += services::purge_expired(kv, now, PURGE_PER_TICK, batch)?;
     purged += events::purge_expired(kv, now, EVENTS_PURGE_PER_TICK, batch)?;
+    purged += blobs::purge_expired(kv, now, PURGE_PER_TICK, batch)?;
     Ok(Response::Ticked { purged })
 }
 

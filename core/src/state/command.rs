@@ -159,6 +159,34 @@ pub enum Command {
         /// The acks and nacks.
         acks: Vec<(u64, bool)>,
     },
+    /// Stores one chunk of a blob upload (staged until committed).
+    BlobChunk {
+        /// Its namespace.
+        namespace: Namespace,
+        /// The upload (unique per write).
+        upload: String,
+        /// The chunk's place in the blob, from 0.
+        index: u32,
+        /// Its bytes.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Points blob `key` at a complete upload, dropping the chunks it replaces.
+    BlobCommit {
+        /// Its namespace.
+        namespace: Namespace,
+        /// The blob's key.
+        key: String,
+        /// The upload, its chunk count and size.
+        manifest: crate::state::blobs::Manifest,
+    },
+    /// Deletes a blob and its chunks.
+    BlobDelete {
+        /// Its namespace.
+        namespace: Namespace,
+        /// The blob's key.
+        key: String,
+    },
     /// A member leaves its consumer group; what it held falls due at once.
     EventsLeave {
         /// Its namespace.

@@ -24,6 +24,7 @@ pub(crate) const LOG_TIME_KEY: &[u8] = b"log_time";
 /// A record as stored: what `Record` holds, with an absolute expiry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StoredRecord {
+    #[serde(with = "serde_bytes")]
     pub(crate) value: Vec<u8>,
     pub(crate) metadata: std::collections::BTreeMap<String, Field>,
     pub(crate) expires_at_ms: Option<u64>,

@@ -15,6 +15,7 @@
 
 mod apply;
 mod auth;
+pub mod blobs;
 mod command;
 mod config;
 mod events;

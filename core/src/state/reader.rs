@@ -128,6 +128,30 @@ impl StateReader {
         crate::state::events::group(self.kv.as_ref(), namespace, topic, group)
     }
 
+    /// The manifest of blob `key` of `namespace`, if it exists.
+    pub fn blob_manifest(
+        &self,
+        namespace: &Namespace,
+        key: &str,
+    ) -> Result<Option<crate::state::blobs::Manifest>, KvError> {
+        crate::state::blobs::manifest(self.kv.as_ref(), namespace, key)
+    }
+
+    /// Chunk `index` of blob upload `upload`.
+    pub fn blob_chunk(
+        &self,
+        namespace: &Namespace,
+        upload: &str,
+        index: u32,
+    ) -> Result<Option<Vec<u8>>, KvError> {
+        crate::state::blobs::chunk(self.kv.as_ref(), namespace, upload, index)
+    }
+
+    /// The blob keys of `namespace` starting with `prefix`.
+    pub fn blob_keys(&self, namespace: &Namespace, prefix: &str) -> Result<Vec<String>, KvError> {
+        crate::state::blobs::keys(self.kv.as_ref(), namespace, prefix)
+    }
+
     /// The cluster's signing keys, once bootstrapped.
     pub fn auth_keys(&self) -> Result<Option<crate::auth::SigningKeys>, KvError> {
         crate::state::auth::keys(self.kv.as_ref())

@@ -25,6 +25,7 @@ pub struct Record {
     /// The key, unique in its table.
     pub key: String,
     /// The value: any bytes.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Seconds to live: on a write, the time to live; on a read, what remains (rounded
     /// up). `None` means the record never expires.

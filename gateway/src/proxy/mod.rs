@@ -1,6 +1,7 @@
 //! The gRPC proxy: one tonic server carrying every core service.
 
 mod auth;
+mod blobs;
 mod broker;
 mod cluster;
 mod config;
@@ -15,6 +16,7 @@ mod server;
 mod store;
 
 pub use auth::{AuthService, account_to_wire};
+pub use blobs::BlobStoreService;
 pub use broker::BrokerService;
 pub use cluster::ClusterService;
 pub use config::ConfigService;

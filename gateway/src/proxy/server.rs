@@ -21,7 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::transport::server::Connected;
 
 use crate::{
-    AuthService, ClusterService, ConfigService, DebugService, EventsStoreService,
+    AuthService, BlobStoreService, ClusterService, ConfigService, DebugService, EventsStoreService,
     EventsStreamService, RegistryService, RuntimeService, StoreService,
 };
 
@@ -45,6 +45,8 @@ pub struct ProxyDeps {
     pub router: micro_actors::Router,
     /// Events: topic logs and consumers.
     pub events: micro_actors::EventsHandle,
+    /// Blobs, chunked through Raft.
+    pub blobs: micro_actors::BlobHandle,
     /// Accounts, tokens and rules, checked on every request; `None` only in the
     /// simulation, where every caller acts as `micro`'s admin (it checks replication,
     /// not access).
@@ -97,6 +99,13 @@ where
             .max_encoding_message_size(MESSAGE_LEN_MAX),
     );
     let routes = routes
+        .add_service(
+            micro_proto::store::blob_store_server::BlobStoreServer::new(BlobStoreService::new(
+                deps.blobs.clone(),
+            ))
+            .max_decoding_message_size(MESSAGE_LEN_MAX)
+            .max_encoding_message_size(MESSAGE_LEN_MAX),
+        )
         .add_service(EventsStreamService::new(deps.events.clone()))
         .add_service(
             micro_proto::events::store_server::StoreServer::new(EventsStoreService::new(
