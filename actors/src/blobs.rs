@@ -150,15 +150,20 @@ impl BlobHandle {
         })
     }
 
-    /// The manifest of blob `key`, linearizably (`NotFound` if there is none).
-    pub async fn open(&self, namespace: &Namespace, key: &str) -> Result<Manifest, MicroError> {
-        validate_key(key)?;
+    /// A reader of the state after a read barrier: what it reads is linearizable.
+    async fn read_now(&self) -> Result<micro_core::state::StateReader, MicroError> {
         self.replicator
             .read_barrier()
             .await
             .map_err(|e| unavailable(&e))?;
-        self.replicator
-            .reader()
+        Ok(self.replicator.reader())
+    }
+
+    /// The manifest of blob `key`, linearizably (`NotFound` if there is none).
+    pub async fn open(&self, namespace: &Namespace, key: &str) -> Result<Manifest, MicroError> {
+        validate_key(key)?;
+        self.read_now()
+            .await?
             .blob_manifest(namespace, key)
             .map_err(|e| unavailable(&e.0))?
             .ok_or_else(|| error(Code::NotFound, format!("no blob {key:?}")))
@@ -198,12 +203,8 @@ impl BlobHandle {
         namespace: &Namespace,
         prefix: &str,
     ) -> Result<Vec<String>, MicroError> {
-        self.replicator
-            .read_barrier()
-            .await
-            .map_err(|e| unavailable(&e))?;
-        self.replicator
-            .reader()
+        self.read_now()
+            .await?
             .blob_keys(namespace, prefix)
             .map_err(|e| unavailable(&e.0))
     }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::kv::{KeyRange, KvBackend, KvError, ScanOrder, Space, WriteBatch};
 use crate::namespace::Namespace;
-use crate::state::keys::{decode, encode};
+use crate::state::keys::encode;
 use crate::state::services::key;
 use crate::state::{Command, Response};
 
@@ -65,12 +65,12 @@ pub(crate) fn manifest(
     namespace: &Namespace,
     blob: &str,
 ) -> Result<Option<Manifest>, KvError> {
-    match kv.get(Space::Blobs, &manifest_key(namespace, blob))? {
-        None => Ok(None),
-        Some(bytes) => decode(&bytes)
-            .map(Some)
-            .ok_or_else(|| KvError("corrupt blob manifest".to_owned())),
-    }
+    crate::state::keys::load(
+        kv,
+        Space::Blobs,
+        &manifest_key(namespace, blob),
+        "blob manifest",
+    )
 }
 
 /// Chunk `index` of `upload`.

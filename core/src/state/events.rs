@@ -57,10 +57,7 @@ fn load<T: serde::de::DeserializeOwned>(
     key: &[u8],
     what: &str,
 ) -> Result<Option<T>, KvError> {
-    match kv.get(Space::Events, key)? {
-        None => Ok(None),
-        Some(bytes) => decode(&bytes).map(Some).ok_or_else(|| corrupt(what)),
-    }
+    crate::state::keys::load(kv, Space::Events, key, what)
 }
 
 /// Where `topic`'s log starts and ends (an empty log at 1 if nothing was published).

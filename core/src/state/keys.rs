@@ -133,6 +133,22 @@ pub(crate) fn due_expiries(
     Ok(due)
 }
 
+/// The value under `key` in `space`, decoded; a value that does not decode is an error
+/// naming `what`.
+pub(crate) fn load<T: serde::de::DeserializeOwned>(
+    kv: &dyn crate::kv::KvBackend,
+    space: crate::kv::Space,
+    key: &[u8],
+    what: &str,
+) -> Result<Option<T>, crate::kv::KvError> {
+    match kv.get(space, key)? {
+        None => Ok(None),
+        Some(bytes) => decode(&bytes)
+            .map(Some)
+            .ok_or_else(|| crate::kv::KvError(format!("corrupt state: {what}"))),
+    }
+}
+
 /// Encodes a value with the state's codec.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(value, bincode::config::standard())

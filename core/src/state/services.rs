@@ -53,12 +53,7 @@ fn expiry_key(at_ms: u64, node_key: &[u8]) -> Vec<u8> {
 }
 
 fn load_node(kv: &dyn KvBackend, key: &[u8]) -> Result<Option<StoredNode>, KvError> {
-    match kv.get(Space::Registry, key)? {
-        None => Ok(None),
-        Some(bytes) => decode(&bytes)
-            .map(Some)
-            .ok_or_else(|| KvError("corrupt registry entry".to_owned())),
-    }
+    crate::state::keys::load(kv, Space::Registry, key, "registry entry")
 }
 
 /// Applies a registration: (re)writes the node with its new expiry.
