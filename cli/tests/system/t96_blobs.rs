@@ -74,4 +74,13 @@ fn a_50_mb_blob_written_on_one_node_reads_back_identical_on_another() {
         127,
     );
     assert!(err.contains("blob key"), "{err}");
+
+    // No login: refused with the way out; another namespace's blobs are apart.
+    let anonymous = tempfile::tempdir().unwrap();
+    let global = ["--proxy", nodes[1].proxy.as_str()];
+    let list = crate::harness::micro_in(anonymous.path(), &global, &["blob", "list"]);
+    let err = fails(&list, 2);
+    assert!(err.contains("micro login"), "{err}");
+    let elsewhere = nodes[0].micro_with(&["--namespace", "other"], &["blob", "list"]);
+    assert_eq!(ok(&elsewhere), "");
 }
