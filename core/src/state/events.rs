@@ -302,7 +302,10 @@ pub(crate) fn purge_expired(
     }
     for (prefix, seqs) in purged {
         let mut head_key = prefix.clone();
-        head_key[0] = HEAD_TAG;
+        let Some(tag) = head_key.first_mut() else {
+            continue;
+        };
+        *tag = HEAD_TAG;
         let mut head: TopicHead = match kv.get(Space::Events, &head_key)? {
             Some(bytes) => decode(&bytes).ok_or_else(|| corrupt("topic head"))?,
             None => continue,
