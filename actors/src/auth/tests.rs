@@ -18,6 +18,16 @@ async fn bootstrapped() -> (AuthHandle, Arc<ManualClock>) {
     (auth, clock)
 }
 
+/// The admin's token and account, as a fresh login gives them.
+async fn admin_login(auth: &AuthHandle) -> (Token, Account) {
+    let token = auth
+        .token(&Namespace::default(), login("admin", "micro"), 60)
+        .await
+        .unwrap();
+    let account = auth.verify(&token.access_token).unwrap();
+    (token, account)
+}
+
 fn login(id: &str, secret: &str) -> Credentials {
     Credentials::Secret {
         id: id.into(),
@@ -38,11 +48,7 @@ fn forge(header: &str, payload_of: &str, signature: &[u8]) -> String {
 async fn forged_expired_and_orphaned_tokens_are_refused() {
     let (auth, clock) = bootstrapped().await;
     let micro = Namespace::default();
-    let token = auth
-        .token(&micro, login("admin", "micro"), 60)
-        .await
-        .unwrap();
-    let admin = auth.verify(&token.access_token).unwrap();
+    let (token, admin) = admin_login(&auth).await;
     assert_eq!(
         (admin.id.as_str(), admin.issuer.as_str()),
         ("admin", "micro")
@@ -95,12 +101,7 @@ async fn forged_expired_and_orphaned_tokens_are_refused() {
 #[tokio::test]
 async fn refresh_tokens_die_with_a_secret_change_and_secrets_are_hashed() {
     let (auth, _clock) = bootstrapped().await;
-    let micro = Namespace::default();
-    let admin_token = auth
-        .token(&micro, login("admin", "micro"), 60)
-        .await
-        .unwrap();
-    let admin = auth.verify(&admin_token.access_token).unwrap();
+    let (_, admin) = admin_login(&auth).await;
     let b = Namespace::new("b").unwrap();
     let new = NewAccount {
         id: "bob".into(),
@@ -156,11 +157,7 @@ async fn refresh_tokens_die_with_a_secret_change_and_secrets_are_hashed() {
 async fn a_deleted_accounts_token_is_refused_though_well_signed_and_fresh() {
     let (auth, _clock) = bootstrapped().await;
     let micro = Namespace::default();
-    let token = auth
-        .token(&micro, login("admin", "micro"), 60)
-        .await
-        .unwrap();
-    let admin = auth.verify(&token.access_token).unwrap();
+    let (_, admin) = admin_login(&auth).await;
     let (alice, secret) = auth
         .generate(
             Some(&admin),
@@ -198,11 +195,7 @@ fn the_dummy_hash_parses_so_unknown_accounts_cost_a_full_hash() {
 async fn a_token_carries_the_accounts_current_scopes_not_those_it_was_issued_with() {
     let (auth, _clock) = bootstrapped().await;
     let micro = Namespace::default();
-    let admin_token = auth
-        .token(&micro, login("admin", "micro"), 60)
-        .await
-        .unwrap();
-    let admin = auth.verify(&admin_token.access_token).unwrap();
+    let (_, admin) = admin_login(&auth).await;
     let bob = NewAccount {
         id: "bob".into(),
         secret: "pw".into(),
