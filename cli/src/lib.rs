@@ -17,6 +17,7 @@ pub mod duration;
 pub mod exit;
 pub mod node;
 pub mod session;
+pub mod source;
 
 pub use builtins::builtins;
 pub use commands::{cli_main, node_main};

@@ -37,6 +37,11 @@ pub struct Member {
     pub address: String,
     /// Its role, as this node sees it.
     pub role: Role,
+    /// How long ago (ms) this node last heard back from it over the peer network
+    /// (`None`: never, or itself). On the leader, which sends heartbeats every 100 ms,
+    /// a growing value means the member is down or cut off.
+    #[serde(default)]
+    pub silent_ms: Option<u64>,
 }
 
 /// The cluster as one node sees it.

@@ -200,6 +200,7 @@ impl Replicator for MemReplicator {
                 id: 1,
                 address: "memory".to_owned(),
                 role: Role::Leader,
+                silent_ms: None,
             }],
             commit_index: applied,
             applied_index: applied,

@@ -20,3 +20,6 @@ pub const SERVICE_ADDRESS: &str = "MICRO_SERVICE_ADDRESS";
 pub const AUTH_ID: &str = "MICRO_AUTH_ID";
 /// The secret of the service's own account.
 pub const AUTH_SECRET: &str = "MICRO_AUTH_SECRET";
+/// `stdin` when the runtime started the process: it stops when stdin reaches
+/// end-of-file, which happens when the node that started it is gone.
+pub const LIFELINE: &str = "MICRO_LIFELINE";

@@ -28,6 +28,9 @@ use crate::hooks;
 use crate::running::{Parts, RunningService, STOP_GRACE};
 use crate::service::Service;
 
+/// How long a stopping process keeps serving after it deregistered.
+pub(crate) const DRAIN: Duration = Duration::from_millis(500);
+
 /// How long one Register or Deregister call may take.
 pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -62,7 +65,10 @@ impl Service {
                 .with_namespace(self.options.namespace.clone());
             crate::session::set_service_session(login(&client, &name, &id, &secret).await?);
         }
-        let result = self.serve(listener, channel, shutdown_signal()).await;
+        let lifeline = var(env::LIFELINE).is_some_and(|v| v == "stdin");
+        let result = self
+            .serve(listener, channel, shutdown_signal(lifeline))
+            .await;
         if let Err(err) = &result {
             tracing::error!(service = %name, error = %err, "service failed");
         }
@@ -197,6 +203,9 @@ impl Process {
         if let Err(err) = self.registrar.deregister().await {
             tracing::warn!(service = %name, error = %err, "deregistration failed; the TTL will expire it");
         }
+        // Every node routes by its own applied copy of the registry: give them a moment
+        // to apply the deregistration before new connections are refused.
+        tokio::time::sleep(DRAIN).await;
         let _ = self.stop_server.send(());
         match tokio::time::timeout(STOP_GRACE, self.server).await {
             Ok(Ok(Ok(()))) => {}
@@ -278,7 +287,30 @@ impl Registrar {
 }
 
 /// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// SIGINT, SIGTERM, or (with `lifeline`) end-of-file on stdin: the runtime that started
+/// this process holds the other end, so the process stops when the node is gone.
+async fn shutdown_signal(lifeline: bool) {
+    let closed = async {
+        if !lifeline {
+            return std::future::pending::<()>().await;
+        }
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 256];
+        loop {
+            match tokio::io::AsyncReadExt::read(&mut stdin, &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        tracing::info!("the runtime closed stdin; stopping");
+    };
+    tokio::select! {
+        () = signals() => {}
+        () = closed => {}
+    }
+}
+
+async fn signals() {
     let interrupt = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
             tracing::warn!(error = %err, "cannot listen for SIGINT");

@@ -108,6 +108,7 @@ pub fn cluster_status_to_wire(status: ClusterStatus) -> pb_cluster::StatusRespon
                 id: m.id,
                 address: m.address,
                 role: m.role.as_str().to_owned(),
+                silent_ms: m.silent_ms,
             })
             .collect(),
         commit_index: status.commit_index,

@@ -62,6 +62,8 @@ fn node_config(plan: &Plan, id: u64, snapshot_every: u64) -> NodeConfig {
         body_limit: micro_cli::node::BODY_LIMIT_DEFAULT,
         admin_password: micro_cli::node::Secret("micro".to_owned()),
         events_retention: std::time::Duration::from_secs(24 * 3600),
+        build_dir: None,
+        run_as: None,
     }
 }
 

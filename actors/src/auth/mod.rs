@@ -488,6 +488,53 @@ impl AuthHandle {
             .await
     }
 
+    /// The runtime's own door: (re)creates service account `id` of `namespace` (type
+    /// and scope `service`) with a fresh random secret and returns the secret. The
+    /// runtime checked its caller already (an admin of the namespace runs services).
+    pub async fn service_account(
+        &self,
+        namespace: &Namespace,
+        id: &str,
+    ) -> Result<String, AuthError> {
+        self.drop_service_account(namespace, id).await?;
+        let system = Account {
+            id: "runtime".to_owned(),
+            kind: micro_core::auth::TYPE_SERVICE.to_owned(),
+            metadata: std::collections::BTreeMap::new(),
+            scopes: vec![micro_core::auth::SCOPE_SERVICE.to_owned()],
+            issuer: Namespace::default().to_string(),
+            name: String::new(),
+        };
+        let new = NewAccount {
+            id: id.to_owned(),
+            secret: String::new(),
+            kind: micro_core::auth::TYPE_SERVICE.to_owned(),
+            scopes: vec![micro_core::auth::SCOPE_SERVICE.to_owned()],
+            metadata: std::collections::BTreeMap::from([(
+                "created_by".to_owned(),
+                "runtime".to_owned(),
+            )]),
+            name: String::new(),
+        };
+        let (_, secret) = self.generate(Some(&system), namespace, new).await?;
+        Ok(secret)
+    }
+
+    /// Removes service account `id` of `namespace` if it exists (the runtime's door,
+    /// when it stops a service).
+    pub async fn drop_service_account(
+        &self,
+        namespace: &Namespace,
+        id: &str,
+    ) -> Result<(), AuthError> {
+        let command = Command::AuthAccountDelete {
+            namespace: namespace.clone(),
+            id: id.to_owned(),
+        };
+        self.replicator.propose(command).await.map_err(replica)?;
+        Ok(())
+    }
+
     /// Proposes a delete; deleting what does not exist is `NotFound`.
     async fn delete(
         &self,

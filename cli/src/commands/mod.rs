@@ -9,7 +9,9 @@ mod broker;
 mod cluster;
 mod config;
 mod events;
+mod new;
 mod output;
+mod runtime;
 mod server;
 mod services;
 mod store;
@@ -75,12 +77,18 @@ pub enum Command {
     /// Call a streaming endpoint and print each reply as one JSON line
     #[command(after_help = "Example:\n  micro stream helloworld Helloworld.Stream '{\"count\":3}'")]
     Stream(services::CallArgs),
-    /// Run a service compiled into the node (in-node, supervised)
-    Run(services::RunArgs),
+    /// Build and run a crate (./path), or run a service compiled into the node
+    Run(runtime::RunArgs),
+    /// Upload, rebuild and roll out a service again (or change its instance count)
+    Update(runtime::UpdateArgs),
     /// Stop a service started with `micro run`
-    Kill(services::KillArgs),
+    Kill(runtime::KillArgs),
     /// Show the services started with `micro run` and their status
-    Status(services::StatusArgs),
+    Status(runtime::StatusArgs),
+    /// Show a service's output (and its build's), from whichever nodes run it
+    Logs(runtime::LogsArgs),
+    /// Create a service crate that `micro run ./NAME` builds and runs
+    New(new::NewArgs),
     /// Any registered service: `micro SERVICE [ENDPOINT] --field=value`
     #[command(external_subcommand)]
     Dynamic(Vec<String>),
@@ -214,9 +222,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Services(args) => services::services(&connect().await?, args).await,
         Command::Call(args) => services::call(&connect().await?, args, false).await,
         Command::Stream(args) => services::call(&connect().await?, args, true).await,
-        Command::Run(args) => services::run(&connect().await?, args).await,
-        Command::Kill(args) => services::kill(&connect().await?, args).await,
-        Command::Status(args) => services::status(&connect().await?, args).await,
+        Command::Run(args) => runtime::run(&connect().await?, args).await,
+        Command::Update(args) => runtime::update(&connect().await?, args).await,
+        Command::Kill(args) => runtime::kill(&connect().await?, args).await,
+        Command::Status(args) => runtime::status(&connect().await?, args).await,
+        Command::Logs(args) => runtime::logs(&connect().await?, args).await,
+        Command::New(args) => new::run(&args),
         Command::Dynamic(args) => services::dynamic(&connect().await?, args).await,
         // A login must not depend on an earlier one (stale, or of a cluster since gone).
         Command::Login(args) => auth::login(&connect_anonymous().await?, args).await,

@@ -20,7 +20,6 @@ use micro_core::registry::Service;
 use micro_core::service::{CONTENT_JSON, CONTENT_PROTO, Call};
 use micro_core::{Code, MicroError, Namespace};
 use micro_proto::registry as reg;
-use micro_proto::runtime as rt;
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, MethodDescriptor};
 
@@ -56,36 +55,6 @@ pub struct ServicesArgs {
     /// Output format (default: one name per line)
     #[arg(long, short = 'o')]
     pub output: Option<Output>,
-}
-
-/// Flags of `micro run`.
-#[derive(Debug, Args)]
-#[command(after_help = "Example:\n  micro run helloworld")]
-pub struct RunArgs {
-    /// A service compiled into the node (e.g. helloworld)
-    pub service: String,
-    /// Version to run it as
-    #[arg(long, default_value = "latest")]
-    pub version: String,
-}
-
-/// Flags of `micro kill`.
-#[derive(Debug, Args)]
-#[command(after_help = "Example:\n  micro kill helloworld")]
-pub struct KillArgs {
-    /// Service name, optionally NAME@VERSION
-    pub service: String,
-}
-
-/// Flags of `micro status`.
-#[derive(Debug, Args)]
-#[command(after_help = "Example:\n  micro status helloworld")]
-pub struct StatusArgs {
-    /// Only this service
-    pub service: Option<String>,
-    /// Output format
-    #[arg(long, short = 'o', default_value = "table")]
-    pub output: Output,
 }
 
 /// `micro services`.
@@ -514,124 +483,4 @@ fn coerce(field: &prost_reflect::FieldDescriptor, value: &str) -> Option<serde_j
     } else {
         one(value)
     }
-}
-
-/// `micro run NAME`.
-pub(crate) async fn run(client: &Client, args: RunArgs) -> Result<(), CliError> {
-    let source = &args.service;
-    if source.contains('/') || source.starts_with('.') || std::path::Path::new(source).is_dir() {
-        return Err(CliError::usage(format!(
-            "{source:?} is a source path: building services from source is not supported yet; \
-             run a compiled-in service by name (e.g. micro run helloworld)"
-        )));
-    }
-    let request = client.request(rt::CreateRequest {
-        resource: Some(rt::Resource {
-            service: Some(rt::Service {
-                name: source.clone(),
-                version: args.version,
-                source: source.clone(),
-                ..rt::Service::default()
-            }),
-            ..rt::Resource::default()
-        }),
-        options: Some(rt::CreateOptions {
-            namespace: client.namespace().as_str().to_owned(),
-            ..rt::CreateOptions::default()
-        }),
-    });
-    client
-        .runtime()
-        .create(request)
-        .await
-        .map_err(|s| client.error(&s))?;
-    Ok(())
-}
-
-/// `micro kill NAME[@VERSION]`.
-pub(crate) async fn kill(client: &Client, args: KillArgs) -> Result<(), CliError> {
-    let (name, version) = args
-        .service
-        .split_once('@')
-        .unwrap_or((args.service.as_str(), ""));
-    let request = client.request(rt::DeleteRequest {
-        resource: Some(rt::Resource {
-            service: Some(rt::Service {
-                name: name.to_owned(),
-                version: version.to_owned(),
-                ..rt::Service::default()
-            }),
-            ..rt::Resource::default()
-        }),
-        options: Some(rt::DeleteOptions {
-            namespace: client.namespace().as_str().to_owned(),
-        }),
-    });
-    client
-        .runtime()
-        .delete(request)
-        .await
-        .map_err(|s| client.error(&s))?;
-    Ok(())
-}
-
-/// `micro status [NAME]`.
-pub(crate) async fn status(client: &Client, args: StatusArgs) -> Result<(), CliError> {
-    let request = client.request(rt::ReadRequest {
-        options: Some(rt::ReadOptions {
-            service: args.service.unwrap_or_default(),
-            namespace: client.namespace().as_str().to_owned(),
-            ..rt::ReadOptions::default()
-        }),
-    });
-    let reply = client
-        .runtime()
-        .read(request)
-        .await
-        .map_err(|s| client.error(&s))?;
-    let services = reply.into_inner().services;
-    let status_name = |n: i32| micro_core::runtime::Status::from_number(n).name();
-    match args.output {
-        Output::Json => {
-            let items: Vec<serde_json::Value> = services
-                .iter()
-                .map(|s| {
-                    serde_json::json!({
-                        "name": s.name, "version": s.version, "source": s.source,
-                        "status": status_name(s.status),
-                        "metadata": s.metadata.iter().collect::<BTreeMap<_, _>>(),
-                    })
-                })
-                .collect();
-            println!("{}", serde_json::Value::Array(items));
-        }
-        Output::Table => {
-            let rows = services
-                .into_iter()
-                .map(|s| {
-                    let metadata: BTreeMap<_, _> = s.metadata.into_iter().collect();
-                    let meta = metadata
-                        .iter()
-                        .filter(|(k, _)| k.as_str() != "node" && k.as_str() != "source")
-                        .map(|(k, v)| format!("{k}={v}"))
-                        .collect::<Vec<_>>()
-                        .join(",");
-                    let node = metadata.get("node").cloned().unwrap_or_default();
-                    vec![
-                        s.name,
-                        s.version,
-                        s.source,
-                        status_name(s.status).to_owned(),
-                        node,
-                        meta,
-                    ]
-                })
-                .collect();
-            print_table(
-                &["NAME", "VERSION", "SOURCE", "STATUS", "NODE", "METADATA"],
-                rows,
-            );
-        }
-    }
-    Ok(())
 }

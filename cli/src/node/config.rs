@@ -63,6 +63,14 @@ pub struct NodeArgs {
     /// [default: 24h]
     #[arg(long, env = "MICRO_EVENTS_RETENTION", value_parser = crate::duration::parse)]
     pub events_retention: Option<std::time::Duration>,
+    /// The cargo target directory the runtime's builds share
+    /// [default: DATA_DIR/runtime/target]
+    #[arg(long, env = "MICRO_BUILD_DIR")]
+    pub build_dir: Option<PathBuf>,
+    /// The user builds and services run as [default: the node's own user; `nobody`
+    /// when the node runs as root]
+    #[arg(long, env = "MICRO_RUN_AS")]
+    pub run_as: Option<String>,
     /// A TOML file with any of the settings above (keys as the flags, with `_`)
     #[arg(long, env = "MICRO_CONFIG")]
     pub config: Option<PathBuf>,
@@ -98,6 +106,10 @@ pub struct FileConfig {
     pub admin_password: Option<Secret>,
     /// See [`NodeArgs::events_retention`] (a duration string, as the flag).
     pub events_retention: Option<String>,
+    /// See [`NodeArgs::build_dir`].
+    pub build_dir: Option<PathBuf>,
+    /// See [`NodeArgs::run_as`].
+    pub run_as: Option<String>,
 }
 
 /// A secret setting: never printed, even in a debug dump of the configuration.
@@ -156,6 +168,11 @@ pub struct NodeConfig {
     pub admin_password: Secret,
     /// How long events published through this node are kept.
     pub events_retention: std::time::Duration,
+    /// The cargo target directory of runtime builds (`None`: under the data dir).
+    pub build_dir: Option<PathBuf>,
+    /// The user builds and services run as (`None`: the default, see
+    /// [`NodeArgs::run_as`]).
+    pub run_as: Option<String>,
 }
 
 /// The events retention from the flag, else the file, else 24 hours.
@@ -237,6 +254,8 @@ impl NodeConfig {
                 .unwrap_or(micro_gateway::BODY_LIMIT_DEFAULT),
             admin_password: Secret::admin(args.admin_password, file.admin_password),
             events_retention: retention(args.events_retention, file.events_retention)?,
+            build_dir: args.build_dir.or(file.build_dir),
+            run_as: args.run_as.or(file.run_as),
             peers,
         };
         if !config.peers.is_empty() && !config.peers.contains_key(&node_id) {
@@ -244,18 +263,20 @@ impl NodeConfig {
                 "--peers must include this node ({node_id})"
             )));
         }
-        let modes = [
-            !config.peers.is_empty(),
-            config.join.is_some(),
-            config.standby,
-        ];
+        config.check_modes()?;
+        config.check_addresses()?;
+        Ok(config)
+    }
+
+    /// At most one way of entering a cluster.
+    fn check_modes(&self) -> Result<(), CliError> {
+        let modes = [!self.peers.is_empty(), self.join.is_some(), self.standby];
         if modes.iter().filter(|m| **m).count() > 1 {
             return Err(CliError::usage(
                 "give one of --peers (found a cluster), --join or --standby",
             ));
         }
-        config.check_addresses()?;
-        Ok(config)
+        Ok(())
     }
 }
 

@@ -150,16 +150,18 @@ pub async fn start_node<L: Listen>(
     let (supervisor, handles) = NodeSupervisor::start(replicator.clone())
         .await
         .map_err(|e| fail("actors", &e))?;
+    let proxy_advertised = advertised(proxy_addr, &peer_addr);
     let (registry, router, runtime) = services(
         &replicator,
         connector,
-        advertised(proxy_addr, &peer_addr),
+        proxy_advertised.clone(),
         deps.builtins,
         config.node_id,
     );
     let (events, blobs) = data_handles(config, deps.seed, &deps.clock, &replicator);
     let auth = (deps.enforce_auth)
         .then(|| micro_actors::AuthHandle::new(replicator.clone(), deps.clock.clone()));
+    let runtime = runtime.with_processes(process_host(config, proxy_advertised, &blobs, &auth)?);
     let (api_state, bootstrap) = api_state(config, &router, &registry, auth.as_ref(), &replicator);
     let proxy_deps = ProxyDeps {
         events,
@@ -173,18 +175,11 @@ pub async fn start_node<L: Listen>(
         auth,
     };
     let mut loops: Vec<_> = bootstrap.into_iter().collect();
-    let proxy_incoming = incoming(deps.proxy_listener);
-    servers.push(spawn_server(
-        "proxy",
-        micro_gateway::serve_proxy(proxy_incoming, proxy_deps, wait_stop(stopped.clone())),
-    ));
-    servers.push(spawn_server(
-        "api",
-        micro_gateway::serve_api(
-            ApiListener(deps.api_listener),
-            api_state,
-            wait_stop(stopped),
-        ),
+    servers.extend(serve_front(
+        (deps.proxy_listener, deps.api_listener),
+        proxy_deps,
+        api_state,
+        &stopped,
     ));
     loops.extend(runtime.spawn());
     register_core_services(&runtime);
@@ -199,6 +194,25 @@ pub async fn start_node<L: Listen>(
         servers,
         loops,
     })
+}
+
+/// Starts the proxy and the API servers.
+fn serve_front<L: Listen>(
+    (proxy, api): (L, L),
+    proxy_deps: ProxyDeps,
+    api_state: micro_gateway::ApiState,
+    stopped: &watch::Receiver<bool>,
+) -> [JoinHandle<()>; 2] {
+    [
+        spawn_server(
+            "proxy",
+            micro_gateway::serve_proxy(incoming(proxy), proxy_deps, wait_stop(stopped.clone())),
+        ),
+        spawn_server(
+            "api",
+            micro_gateway::serve_api(ApiListener(api), api_state, wait_stop(stopped.clone())),
+        ),
+    ]
 }
 
 /// The API's state with the auth hook, and the auth bootstrap loop, when auth is on.
@@ -370,6 +384,44 @@ fn data_handles(
     )
 }
 
+/// Where and as whom this node builds and runs process services: under
+/// `DATA_DIR/runtime`, as `--run-as` (by default the node's own user, but `nobody` when
+/// the node is root: builds and services are untrusted code).
+fn process_host(
+    config: &NodeConfig,
+    proxy: String,
+    blobs: &micro_actors::BlobHandle,
+    auth: &Option<micro_actors::AuthHandle>,
+) -> Result<micro_actors::runtime::ProcessHost, CliError> {
+    use micro_actors::runtime::{HostConfig, ProcessHost, RunAs, current_uid};
+    let mut host = HostConfig::new(
+        &config.data_dir.join("runtime"),
+        config.build_dir.clone(),
+        proxy,
+    );
+    let user = match (&config.run_as, current_uid()) {
+        (Some(name), _) => Some(name.as_str()),
+        (None, Some(0)) => Some("nobody"),
+        (None, _) => None,
+    };
+    if let Some(name) = user {
+        let user = RunAs::lookup(name).map_err(|e| CliError::usage(format!("--run-as: {e}")))?;
+        let switching = current_uid() != Some(user.uid);
+        if switching && current_uid() != Some(0) {
+            return Err(CliError::usage(format!(
+                "--run-as {name}: only a node running as root can run builds and services \
+                 as another user"
+            )));
+        }
+        host.run_as = switching.then_some(user);
+    }
+    Ok(ProcessHost {
+        config: host,
+        blobs: blobs.clone(),
+        auth: auth.clone(),
+    })
+}
+
 /// The address other nodes reach this node's proxy at: the bound one, unless it is a
 /// wildcard, then the peer address's host with the proxy's port.
 fn advertised(proxy: SocketAddr, peer_addr: &str) -> String {
@@ -418,6 +470,7 @@ impl RunningNode {
         for task in &self.loops {
             task.abort();
         }
+        self.runtime.stop_processes().await;
         let withdraw = self.runtime.release_all();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), withdraw).await;
         let _ = self.stop.send(true);

@@ -43,6 +43,8 @@ fn config(id: u64, peer_addr: String, peers: BTreeMap<u64, String>) -> NodeConfi
         body_limit: micro_cli::node::BODY_LIMIT_DEFAULT,
         admin_password: micro_cli::node::Secret("micro".to_owned()),
         events_retention: std::time::Duration::from_secs(24 * 3600),
+        build_dir: None,
+        run_as: None,
     }
 }
 

@@ -105,6 +105,18 @@ fn payload_len(command: &Command) -> usize {
                     .sum::<usize>()
         }
         Command::RuntimeDelete { name, .. } => name.len(),
+        Command::RuntimeChange { name, change, .. } => {
+            let text = match change {
+                micro_core::runtime::Change::BuildDone { outcome, .. } => match outcome {
+                    Ok(text) | Err(text) => text.len(),
+                },
+                micro_core::runtime::Change::Instance { error, .. } => {
+                    error.as_ref().map_or(0, String::len)
+                }
+                _ => 0,
+            };
+            name.len() + text + 64
+        }
         // Keys, hashes and refresh digests: a few KiB at most.
         Command::AuthBootstrap { keys, .. } => keys.private_der.len() + keys.public_der.len() + 256,
         Command::AuthAccountCreate { account, .. } | Command::AuthAccountUpdate { account, .. } => {

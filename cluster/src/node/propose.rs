@@ -172,7 +172,7 @@ impl RaftNode {
         deadline: Instant,
     ) -> Result<Response, ReplicaError> {
         let left = deadline.saturating_duration_since(Instant::now());
-        let call = PeerCall::Forward(command.clone());
+        let call = PeerCall::Forward(Box::new(command.clone()));
         match self
             .inner
             .network

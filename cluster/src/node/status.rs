@@ -76,6 +76,9 @@ impl Replicator for RaftNode {
                 id: *id,
                 address: node.addr.clone(),
                 role: role_of(*id),
+                silent_ms: (*id != metrics.id)
+                    .then(|| self.inner.network.silent_ms(&node.addr))
+                    .flatten(),
             })
             .collect();
         ClusterStatus {

@@ -53,6 +53,8 @@ impl std::fmt::Display for CallError {
 pub struct PeerNetwork {
     connector: Arc<dyn PeerConnector>,
     channels: Arc<Mutex<BTreeMap<String, Channel>>>,
+    /// When each peer address last answered a call (any answer, errors included).
+    heard: Arc<Mutex<BTreeMap<String, tokio::time::Instant>>>,
 }
 
 impl PeerNetwork {
@@ -61,7 +63,19 @@ impl PeerNetwork {
         Self {
             connector,
             channels: Arc::default(),
+            heard: Arc::default(),
         }
+    }
+
+    /// How long ago (ms) the peer at `addr` last answered a call; `None` if it never did.
+    pub fn silent_ms(&self, addr: &str) -> Option<u64> {
+        let heard = self
+            .heard
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        heard
+            .get(addr)
+            .map(|at| u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
     fn channel(&self, addr: &str) -> Result<Channel, CallError> {
@@ -119,7 +133,13 @@ impl PeerNetwork {
                 CallError::Unreachable(format!("{addr}: {}", status.message())),
             ),
             Ok(Err(status)) => Err(CallError::Network(format!("{addr}: {}", status.message()))),
-            Ok(Ok(reply)) => decode_reply(addr, &reply.into_inner()),
+            Ok(Ok(reply)) => {
+                self.heard
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(addr.to_owned(), tokio::time::Instant::now());
+                decode_reply(addr, &reply.into_inner())
+            }
         };
         if result.is_err() {
             self.forget(addr);

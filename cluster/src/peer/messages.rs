@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum PeerCall {
     /// Propose this command (the callee must be the leader).
-    Forward(Command),
+    Forward(Box<Command>),
     /// The leader's read index.
     ReadIndex,
     /// Change membership (the callee must be the leader).

@@ -90,7 +90,7 @@ impl Peer for PeerService {
 
     async fn call(&self, request: Request<Payload>) -> Result<Response<Payload>, Status> {
         match decode::<PeerCall>(request)? {
-            PeerCall::Forward(command) => encode(&self.node.propose_local(command).await),
+            PeerCall::Forward(command) => encode(&self.node.propose_local(*command).await),
             PeerCall::ReadIndex => encode(&self.node.read_index_local().await),
             PeerCall::Membership(change) => encode(&self.node.change_membership(change).await),
             PeerCall::SetElect(enabled) => {

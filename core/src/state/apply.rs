@@ -96,14 +96,11 @@ pub fn apply(kv: &dyn KvBackend, request: &Request) -> Result<Applied, KvError> 
         Command::ConfigDelete { namespace, path } => {
             config::delete(kv, namespace, path, &mut batch)?
         }
-        Command::RuntimeUpsert { namespace, service } => {
-            services::runtime_upsert(namespace, service, now, &mut batch)
+        Command::RuntimeUpsert { .. }
+        | Command::RuntimeDelete { .. }
+        | Command::RuntimeChange { .. } => {
+            services::runtime_apply(kv, &request.command, now, &mut batch)?
         }
-        Command::RuntimeDelete {
-            namespace,
-            name,
-            version,
-        } => services::runtime_delete(kv, namespace, name, version, &mut batch)?,
         Command::EventsAppend { .. }
         | Command::EventsClaim { .. }
         | Command::EventsAck { .. }

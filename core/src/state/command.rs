@@ -6,7 +6,7 @@ use crate::auth::{Rule, SigningKeys, StoredAccount};
 use crate::events::{ClaimOptions, Event};
 use crate::namespace::Namespace;
 use crate::registry::Registration;
-use crate::runtime::RuntimeService;
+use crate::runtime::{Change, RuntimeService};
 use crate::store::{Record, TablePath};
 
 /// A change to the replicated state. Every variant is validated before it is proposed.
@@ -61,6 +61,17 @@ pub enum Command {
         name: String,
         /// Service version.
         version: String,
+    },
+    /// Changes a runtime service if the change's condition holds (else `Refused`).
+    RuntimeChange {
+        /// Its namespace.
+        namespace: Namespace,
+        /// Service name.
+        name: String,
+        /// Service version.
+        version: String,
+        /// The change.
+        change: Change,
     },
     /// Stores the cluster's signing keys and its first admin, once.
     AuthBootstrap {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::kv::{KeyRange, KvBackend, KvError, ScanOrder, Space, WriteBatch};
 use crate::namespace::Namespace;
 use crate::registry::{Node, Registration, Service};
-use crate::runtime::RuntimeService;
+use crate::runtime::{Change, RuntimeService};
 use crate::state::Response;
 use crate::state::keys::{decode, encode};
 
@@ -161,8 +161,37 @@ pub(crate) fn purge_expired(
     Ok(purged)
 }
 
+/// Applies a runtime command (upsert, delete or change).
+pub(crate) fn runtime_apply(
+    kv: &dyn KvBackend,
+    command: &crate::state::Command,
+    now: u64,
+    batch: &mut WriteBatch,
+) -> Result<Response, KvError> {
+    use crate::state::Command;
+    match command {
+        Command::RuntimeUpsert { namespace, service } => {
+            Ok(runtime_upsert(namespace, service, now, batch))
+        }
+        Command::RuntimeDelete {
+            namespace,
+            name,
+            version,
+        } => runtime_delete(kv, namespace, name, version, batch),
+        Command::RuntimeChange {
+            namespace,
+            name,
+            version,
+            change,
+        } => runtime_change(kv, namespace, [name, version], change, now, batch),
+        _ => Ok(Response::Refused {
+            reason: "not a runtime command".to_owned(),
+        }),
+    }
+}
+
 /// Applies a runtime upsert.
-pub(crate) fn runtime_upsert(
+fn runtime_upsert(
     namespace: &Namespace,
     service: &RuntimeService,
     now: u64,
@@ -182,7 +211,7 @@ pub(crate) fn runtime_upsert(
 }
 
 /// Applies a runtime delete.
-pub(crate) fn runtime_delete(
+fn runtime_delete(
     kv: &dyn KvBackend,
     namespace: &Namespace,
     name: &str,
@@ -193,6 +222,33 @@ pub(crate) fn runtime_delete(
     let existed = kv.get(Space::Runtime, &k)?.is_some();
     batch.delete(Space::Runtime, k);
     Ok(Response::Deleted { existed })
+}
+
+/// Applies a runtime change to service `name_version` if it exists and the change's
+/// condition holds.
+fn runtime_change(
+    kv: &dyn KvBackend,
+    namespace: &Namespace,
+    [name, version]: [&String; 2],
+    change: &Change,
+    now: u64,
+    batch: &mut WriteBatch,
+) -> Result<Response, KvError> {
+    let k = key(NODE_TAG, &[namespace.as_str(), name, version]);
+    let Some(bytes) = kv.get(Space::Runtime, &k)? else {
+        return Ok(Response::Refused {
+            reason: format!("service {name}:{version} is not in the runtime"),
+        });
+    };
+    let Some((_, mut service)) = decode::<(Namespace, RuntimeService)>(&bytes) else {
+        return Err(KvError("corrupt runtime entry".to_owned()));
+    };
+    if let Err(reason) = service.apply(change) {
+        return Ok(Response::Refused { reason });
+    }
+    service.updated_ms = now;
+    batch.put(Space::Runtime, k, encode(&(namespace.clone(), service)));
+    Ok(Response::Done)
 }
 
 /// The live services of `namespace` (optionally only `name`), each the union of its

@@ -30,6 +30,6 @@ pub use namespace::{
 };
 pub use registry::RegistryService;
 pub use remote::{Dial, GrpcRemote};
-pub use runtime::RuntimeService;
+pub use runtime::{LOCAL_LOGS_HEADER, RuntimeService, SourceService};
 pub use server::{MESSAGE_LEN_MAX, ProxyDeps, serve_proxy};
 pub use store::StoreService;

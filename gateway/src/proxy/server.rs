@@ -22,7 +22,7 @@ use tonic::transport::server::Connected;
 
 use crate::{
     AuthService, BlobStoreService, ClusterService, ConfigService, DebugService, EventsStoreService,
-    EventsStreamService, RegistryService, RuntimeService, StoreService,
+    EventsStreamService, RegistryService, RuntimeService, SourceService, StoreService,
 };
 
 /// The largest gRPC message the proxy accepts or sends (a 1 MiB value plus headroom).
@@ -53,6 +53,22 @@ pub struct ProxyDeps {
     pub auth: Option<micro_actors::AuthHandle>,
 }
 
+/// Adds `runtime.Runtime` and `runtime.Source`.
+fn with_runtime(routes: tonic::service::Routes, deps: &ProxyDeps) -> tonic::service::Routes {
+    routes
+        .add_service(RuntimeServer::new(RuntimeService::new(
+            deps.runtime.clone(),
+            deps.registry.clone(),
+            deps.router.remote(),
+        )))
+        .add_service(
+            micro_proto::runtime::source_server::SourceServer::new(SourceService::new(
+                deps.runtime.clone(),
+            ))
+            .max_decoding_message_size(MESSAGE_LEN_MAX),
+        )
+}
+
 /// Serves the proxy on every connection `incoming` yields until `shutdown` resolves.
 ///
 /// Built from a stream of connections rather than an address, so production passes a
@@ -68,7 +84,7 @@ where
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let store = StoreService::new(deps.handles.store.clone());
-    let debug = DebugService::new(deps.clock, &store);
+    let debug = DebugService::new(deps.clock.clone(), &store);
     let routes = tonic::service::Routes::new(
         StoreServer::new(store)
             .max_decoding_message_size(MESSAGE_LEN_MAX)
@@ -82,15 +98,13 @@ where
         RegistryServer::new(RegistryService::new(deps.registry.clone()))
             .max_decoding_message_size(MESSAGE_LEN_MAX),
     )
-    .add_service(RuntimeServer::new(RuntimeService::new(
-        deps.runtime.clone(),
-    )))
     .add_service(
         ConfigServer::new(ConfigService::new(micro_actors::ConfigHandle::new(
             deps.replicator.clone(),
         )))
         .max_decoding_message_size(MESSAGE_LEN_MAX),
     );
+    let routes = with_runtime(routes, &deps);
     let hub = micro_actors::BrokerHub::new(deps.runtime.clone(), deps.router.address().to_owned());
     let broker = crate::BrokerService::new(hub, deps.registry.clone(), deps.router.remote());
     let routes = routes.add_service(

@@ -41,6 +41,8 @@ pub(crate) async fn cluster() -> Vec<RunningNode> {
             body_limit: micro_cli::node::BODY_LIMIT_DEFAULT,
             admin_password: micro_cli::node::Secret("micro".to_owned()),
             events_retention: std::time::Duration::from_secs(3600),
+            build_dir: None,
+            run_as: None,
         };
         let deps = NodeDeps {
             kv: Arc::new(micro_core::kv::MemKvBackend::new()),
