@@ -120,6 +120,10 @@ pub struct Instance {
     pub error: Option<String>,
     /// How often its process was restarted after exiting.
     pub restarts: u32,
+    /// The address its process listens on (process services), so whoever finds it dead
+    /// can remove what it registered.
+    #[serde(default)]
+    pub address: Option<String>,
 }
 
 impl Instance {
@@ -131,6 +135,7 @@ impl Instance {
             revision: 0,
             error: None,
             restarts: 0,
+            address: None,
         }
     }
 }
@@ -216,6 +221,8 @@ pub enum Change {
         error: Option<String>,
         /// Restarts so far.
         restarts: u32,
+        /// Where its process listens.
+        address: Option<String>,
     },
     /// Moves instance `index` from node `from` (which stopped answering) to `to`.
     Place {
@@ -311,12 +318,14 @@ impl RuntimeService {
                 revision,
                 error,
                 restarts,
+                address,
             } => {
                 let instance = self.instance_on(*index, *node_id)?;
                 instance.status = *status;
                 instance.revision = *revision;
                 instance.error.clone_from(error);
                 instance.restarts = *restarts;
+                instance.address.clone_from(address);
             }
             Change::Place { index, from, to } => {
                 let instance = self.instance_on(*index, *from)?;
@@ -424,6 +433,7 @@ mod tests {
             revision: 1,
             error: None,
             restarts: 0,
+            address: None,
         }
     }
 

@@ -36,17 +36,6 @@ pub fn build_key(name: &str, version: &str, revision: u64) -> String {
     format!("build://{name}:{version}#{revision}")
 }
 
-/// Environment variables of the node that must not reach a build: they belong to the
-/// node's own build (when it runs under cargo) or point at its target directory.
-const SCRUBBED_ENV: [&str; 6] = [
-    "CARGO_TARGET_DIR",
-    "CARGO_MAKEFLAGS",
-    "MAKEFLAGS",
-    "MFLAGS",
-    "RUSTC_WRAPPER",
-    "RUSTC_WORKSPACE_WRAPPER",
-];
-
 /// Reads a whole blob into memory (sources and executables are bounded).
 pub(crate) async fn read_blob(
     blobs: &BlobHandle,
@@ -191,9 +180,6 @@ impl BuildJob<'_> {
             .env("CARGO_TERM_COLOR", "never")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
-        for var in SCRUBBED_ENV {
-            command.env_remove(var);
-        }
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.host.cargo.display()))?;

@@ -115,16 +115,27 @@ impl HostConfig {
         Ok(())
     }
 
-    /// A command for `program` that runs as the [`RunAs`] user with its own `HOME`.
+    /// A command for `program` that runs as the [`RunAs`] user with its own `HOME`, in
+    /// an environment of its own: nothing of the node's environment (its settings and
+    /// secrets among them) reaches builds and services but `PATH` and, for the node's own
+    /// user, where its toolchain lives.
     pub fn command(&self, program: &Path) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(program);
+        command.env_clear();
+        command.envs(std::env::vars_os().filter(|(key, _)| passed_on(key)));
         if let Some(user) = &self.run_as {
             command.uid(user.uid).gid(user.gid);
             command.env("HOME", &self.home);
             command.env("CARGO_HOME", self.home.join(".cargo"));
-            if let Some(rustup) = rustup_home() {
-                command.env("RUSTUP_HOME", rustup);
+        } else {
+            for var in ["HOME", "CARGO_HOME"] {
+                if let Some(value) = std::env::var_os(var) {
+                    command.env(var, value);
+                }
             }
+        }
+        if let Some(rustup) = rustup_home() {
+            command.env("RUSTUP_HOME", rustup);
         }
         command.stdin(std::process::Stdio::null());
         command.kill_on_drop(true);
@@ -165,6 +176,31 @@ impl HostConfig {
 }
 
 use std::os::unix::process::CommandExt as _;
+
+/// Variables of the node's environment that builds and services get too: how to find
+/// programs and the toolchain, locale, and how to reach crates.io (certificates,
+/// proxies, cargo's network settings).
+fn passed_on(key: &std::ffi::OsStr) -> bool {
+    const EXACT: [&str; 13] = [
+        "PATH",
+        "TMPDIR",
+        "LANG",
+        "LC_ALL",
+        "TZ",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "no_proxy",
+    ];
+    const PREFIXES: [&str; 4] = ["RUSTUP_", "CARGO_HTTP_", "CARGO_NET_", "CARGO_REGISTRIES_"];
+    let key = key.to_string_lossy();
+    key != "RUSTUP_HOME"
+        && (EXACT.contains(&key.as_ref()) || PREFIXES.iter().any(|p| key.starts_with(p)))
+}
 
 /// `cargo` as the node found it: `$CARGO` (set when the node runs under cargo), else the
 /// first `cargo` on `PATH`, else `~/.cargo/bin/cargo`.

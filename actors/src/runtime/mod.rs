@@ -370,6 +370,13 @@ impl RuntimeHandle {
                 version: service.version.clone(),
             })
             .await?;
+            for address in service
+                .instances
+                .iter()
+                .filter_map(|i| i.address.as_deref())
+            {
+                deregister_at(&self.inner.registry, &namespace, name, address).await;
+            }
             self.clean_up(&namespace, &service).await;
         }
         Ok(())
@@ -637,6 +644,36 @@ impl RuntimeHandle {
 
     fn node_name(&self, service: &str) -> String {
         format!("{service}-node{}", self.inner.node_id)
+    }
+}
+
+/// Deregisters every node of service `name` registered at `address` (a process that
+/// died, or whose node died, without deregistering).
+async fn deregister_at(
+    registry: &RegistryHandle,
+    namespace: &Namespace,
+    name: &str,
+    address: &str,
+) {
+    let Ok(services) = registry.lookup_local(namespace, name) else {
+        return;
+    };
+    for service in services.iter() {
+        let nodes: Vec<String> = service
+            .nodes
+            .iter()
+            .filter(|n| n.address == address)
+            .map(|n| n.id.clone())
+            .collect();
+        if nodes.is_empty() {
+            continue;
+        }
+        let result = registry
+            .deregister(namespace.clone(), name, &service.version, nodes)
+            .await;
+        if let Err(err) = result {
+            tracing::debug!(%err, "removing a dead process's registration failed");
+        }
     }
 }
 

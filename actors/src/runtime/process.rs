@@ -50,6 +50,8 @@ pub(crate) struct ProcState {
     pub(crate) restarts: u32,
     /// Why it last exited or failed.
     pub(crate) error: Option<String>,
+    /// Where the current process listens.
+    pub(crate) address: Option<String>,
 }
 
 /// Everything needed to launch one instance.
@@ -97,6 +99,7 @@ impl Supervisor {
             status: Status::Starting,
             restarts: 0,
             error: None,
+            address: None,
         });
         let (stop, stopped) = watch::channel(false);
         let revision = launch.revision;
@@ -208,6 +211,8 @@ impl Run {
             }
         };
         let pid = child.id().unwrap_or(0);
+        self.state
+            .send_modify(|s| s.address = Some(address.clone()));
         self.log(
             "runtime",
             format!("started pid {pid}, listening on {address}"),
@@ -307,27 +312,7 @@ impl Run {
     /// nobody is routed to it until its TTL runs out.
     async fn forget_registration(&self, address: &str) {
         let (namespace, name, _) = &self.launch.key;
-        let Ok(services) = self.registry.lookup_local(namespace, name) else {
-            return;
-        };
-        for service in services.iter() {
-            let nodes: Vec<String> = service
-                .nodes
-                .iter()
-                .filter(|n| n.address == address)
-                .map(|n| n.id.clone())
-                .collect();
-            if nodes.is_empty() {
-                continue;
-            }
-            let result = self
-                .registry
-                .deregister(namespace.clone(), name, &service.version, nodes)
-                .await;
-            if let Err(err) = result {
-                tracing::debug!(%err, "removing a dead process's registration failed");
-            }
-        }
+        super::deregister_at(&self.registry, namespace, name, address).await;
     }
 }
 

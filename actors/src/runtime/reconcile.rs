@@ -30,6 +30,15 @@ struct Proc {
     next: Option<Supervisor>,
 }
 
+/// What a node says of one of its instances.
+#[derive(Debug)]
+struct Reported {
+    status: Status,
+    error: Option<String>,
+    restarts: u32,
+    address: Option<String>,
+}
+
 /// What this node runs, and what it is busy with.
 #[derive(Debug, Default)]
 pub(super) struct Local {
@@ -232,14 +241,14 @@ impl RuntimeHandle {
         error: Option<String>,
         restarts: u32,
     ) {
-        self.report_revision(
-            namespace,
-            service,
-            index,
-            (status, error, restarts),
-            service.revision,
-        )
-        .await;
+        let state = Reported {
+            status,
+            error,
+            restarts,
+            address: None,
+        };
+        self.report_revision(namespace, service, index, state, service.revision)
+            .await;
     }
 
     async fn report_revision(
@@ -247,9 +256,15 @@ impl RuntimeHandle {
         namespace: &Namespace,
         service: &RuntimeService,
         index: u32,
-        (status, error, restarts): (Status, Option<String>, u32),
+        state: Reported,
         revision: u64,
     ) {
+        let Reported {
+            status,
+            error,
+            restarts,
+            address,
+        } = state;
         let Some(known) = service.instances.get(index as usize) else {
             return;
         };
@@ -259,6 +274,7 @@ impl RuntimeHandle {
             revision,
             error: error.clone(),
             restarts,
+            address: address.clone(),
         };
         if *known == wanted {
             return;
@@ -274,6 +290,7 @@ impl RuntimeHandle {
                 revision,
                 error,
                 restarts,
+                address,
             },
         };
         if let Err(err) = self.inner.replicator.propose(command).await {
@@ -384,7 +401,12 @@ impl RuntimeHandle {
             .map(|p| (p.current.state(), p.current.revision));
         match state {
             Some((state, revision)) => {
-                let reported = (state.status, state.error, state.restarts);
+                let reported = Reported {
+                    status: state.status,
+                    error: state.error,
+                    restarts: state.restarts,
+                    address: state.address,
+                };
                 self.report_revision(&namespace, service, index, reported, revision)
                     .await;
             }
@@ -393,7 +415,13 @@ impl RuntimeHandle {
                     Some(Build::Failed { error }) => (Status::Error, Some(error.clone())),
                     _ => (Status::Pending, None),
                 };
-                self.report_revision(&namespace, service, index, (status, error, 0), 0)
+                let reported = Reported {
+                    status,
+                    error,
+                    restarts: 0,
+                    address: None,
+                };
+                self.report_revision(&namespace, service, index, reported, 0)
                     .await;
             }
         }
@@ -467,8 +495,10 @@ impl RuntimeHandle {
             ("MICRO_NAMESPACE".to_owned(), namespace.to_string()),
             ("MICRO_SERVICE_NAME".to_owned(), name.clone()),
             ("MICRO_SERVICE_VERSION".to_owned(), version.clone()),
-            // Logs are read as plain text, not on a terminal.
+            // Logs are read as plain text, not on a terminal; a service logs at info
+            // whatever level the node itself logs at.
             ("NO_COLOR".to_owned(), "1".to_owned()),
+            ("RUST_LOG".to_owned(), "info".to_owned()),
         ];
         if let Some(credentials) = &service.credentials {
             env.push(("MICRO_AUTH_ID".to_owned(), credentials.id.clone()));
@@ -544,6 +574,10 @@ impl RuntimeHandle {
                     continue;
                 };
                 hosting.push(to);
+                if let Some(address) = &instance.address {
+                    super::deregister_at(&self.inner.registry, namespace, &service.name, address)
+                        .await;
+                }
                 changes.push(Change::Place {
                     index,
                     from: instance.node_id,

@@ -18,3 +18,4 @@ mod t80_broker;
 mod t90_events;
 mod t95_python;
 mod t96_blobs;
+mod t97_runtime;
