@@ -10,12 +10,19 @@ export ROCKSDB_STATIC := 1
 ## Seeds of the optimized simulation sweep CI runs (seconds each: about half of one).
 SIM_CI_RELEASE_SEEDS ?= 300
 
-.PHONY: test verify fix server bench sim
+.PHONY: test verify fix server bench sim toolchain-access
+
+## As root, the runtime builds and runs services as `nobody` (README, "Trust"), and
+## cli/tests/system/t97_runtime.rs builds for real: that user must be able to run the
+## toolchain under $HOME, so the home directory gets the search bit for others (its
+## listing stays private).
+toolchain-access:
+	@if [ "$$(id -u)" = 0 ]; then chmod o+x "$$HOME"; fi
 
 ## The README's test command: formatting, lints, tests and doc tests, docs.
 test: verify
 
-verify:
+verify: toolchain-access
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace

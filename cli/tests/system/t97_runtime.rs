@@ -117,6 +117,9 @@ fn a_crate_goes_from_source_to_a_supervised_service_on_the_cluster() {
 }
 
 fn crashed_process_restarts(node: &Node) {
+    // A follower of the logs, from before the crash: it sees the restart happen.
+    let (_follower, lines) = node.spawn_micro(&["logs", "greeter", "-f", "-n", "1"]);
+    std::thread::sleep(Duration::from_secs(1));
     let before = live_pids(node);
     let victim = *before.iter().next().expect("a running greeter process");
     let killed = std::process::Command::new("kill")
@@ -133,6 +136,14 @@ fn crashed_process_restarts(node: &Node) {
             && st["metadata"]["instances"] == "2/2"
     });
     eprintln!("a SIGKILLed greeter process ran again after {took:?}");
+    let followed = crate::harness::drain(&lines, Duration::from_secs(2));
+    assert!(
+        followed
+            .iter()
+            .any(|l| l.contains(&format!("pid {victim} exited")))
+            && followed.iter().any(|l| l.starts_with("started pid ")),
+        "micro logs -f shows the crash and the restart as they happen: {followed:?}"
+    );
     assert_eq!(status(node, "greeter")["metadata"]["restarts"], "1");
     assert!(call(node).is_some());
 }
