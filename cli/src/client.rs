@@ -23,6 +23,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Clone)]
 pub struct Client {
     proxy: String,
+    context: String,
     channel: Channel,
     namespace: Namespace,
     token: Option<String>,
@@ -47,10 +48,24 @@ impl Client {
         })?;
         Ok(Self {
             proxy: proxy.to_owned(),
+            context: proxy.to_owned(),
             channel,
             namespace,
             token: None,
         })
+    }
+
+    /// The same connection, keeping its current namespace under `context` (the
+    /// environment it came from).
+    #[must_use]
+    pub fn with_context(mut self, context: String) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// The environment (or proxy address) whose current namespace this client uses.
+    pub fn context(&self) -> &str {
+        &self.context
     }
 
     /// The same connection, sending `token` (an access token) with every request.

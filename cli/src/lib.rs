@@ -14,6 +14,7 @@ pub mod builtins;
 pub mod client;
 pub mod commands;
 pub mod duration;
+pub mod environments;
 pub mod exit;
 pub mod node;
 pub mod session;

@@ -3,7 +3,8 @@
 //! ```text
 //! ~/.micro/tokens.json   { "<proxy>/<namespace>": { account, access_token, refresh_token,
 //!                                                    created, expiry } }   (mode 0600)
-//! ~/.micro/config.json   { "namespaces": { "<proxy>": "<current namespace>" } }
+//! ~/.micro/config.json   environments and the current namespace of each
+//!                        (see [`crate::environments`])
 //! ```
 //!
 //! A login is keyed by the proxy address a command actually talks to and the namespace,
@@ -41,17 +42,13 @@ pub struct Login {
     pub expiry: i64,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Config {
-    #[serde(default)]
-    namespaces: BTreeMap<String, String>,
-}
-
 fn home() -> PathBuf {
     crate::node::micro_home()
 }
 
-fn read_json<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> Result<T, CliError> {
+pub(crate) fn read_json<T: Default + for<'de> Deserialize<'de>>(
+    path: &Path,
+) -> Result<T, CliError> {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             CliError::new(
@@ -72,7 +69,7 @@ fn read_json<T: Default + for<'de> Deserialize<'de>>(path: &Path) -> Result<T, C
 
 /// Writes through a temporary file and a rename, so a crash never leaves half a file;
 /// readable by the owner only, since it may hold tokens.
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CliError> {
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CliError> {
     let fail = |e: &dyn std::fmt::Display| {
         CliError::new(OTHER, format!("writing {}: {e}", path.display()))
     };
@@ -123,20 +120,23 @@ pub fn save_login(
     write_json(&path, &tokens)
 }
 
-/// The current namespace for `proxy` (`micro user namespace set`), if one was set.
-pub fn current_namespace(proxy: &str) -> Result<Option<String>, CliError> {
-    let config: Config = read_json(&home().join("config.json"))?;
-    Ok(config.namespaces.get(proxy).cloned())
+/// The current namespace of `context` (an environment's name, or a proxy address given
+/// with `--proxy`), if `micro user namespace set` chose one.
+pub fn current_namespace(context: &str) -> Result<Option<String>, CliError> {
+    Ok(crate::environments::read()?
+        .namespaces
+        .get(context)
+        .cloned())
 }
 
-/// Sets the current namespace for `proxy`.
-pub fn set_namespace(proxy: &str, namespace: &Namespace) -> Result<(), CliError> {
-    let path = home().join("config.json");
-    let mut config: Config = read_json(&path)?;
-    config
-        .namespaces
-        .insert(proxy.to_owned(), namespace.to_string());
-    write_json(&path, &config)
+/// Sets the current namespace of `context`.
+pub fn set_namespace(context: &str, namespace: &Namespace) -> Result<(), CliError> {
+    crate::environments::update(|config| {
+        config
+            .namespaces
+            .insert(context.to_owned(), namespace.to_string());
+        Ok(())
+    })
 }
 
 fn now_secs() -> i64 {

@@ -172,7 +172,16 @@ impl BuildJob<'_> {
 
     /// Runs cargo in `dir`; the path of the crate's executable.
     async fn cargo(&self, dir: &Path) -> Result<PathBuf, String> {
-        let mut command = self.host.command(&self.host.cargo);
+        // A build must not starve the node it runs on (Raft heartbeats, calls): it runs
+        // at a lower priority where `nice` exists.
+        let mut command = match super::host::find_program("nice") {
+            Some(nice) => {
+                let mut command = self.host.command(&nice);
+                command.args(["-n", "10"]).arg(&self.host.cargo);
+                command
+            }
+            None => self.host.command(&self.host.cargo),
+        };
         command
             .args(["build", "--release", "--message-format=json"])
             .current_dir(dir)

@@ -208,15 +208,18 @@ fn find_cargo() -> PathBuf {
     if let Some(cargo) = std::env::var_os("CARGO") {
         return PathBuf::from(cargo);
     }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("cargo"))
-            .find(|c| c.is_file())
-    });
-    on_path.unwrap_or_else(|| {
+    find_program("cargo").unwrap_or_else(|| {
         let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
         home.join(".cargo/bin/cargo")
     })
+}
+
+/// `name` on `PATH`.
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 /// The rustup home the node uses, passed on so another user's `cargo` (a rustup proxy)

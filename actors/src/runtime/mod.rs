@@ -233,7 +233,7 @@ impl RuntimeHandle {
                 ),
             ));
         }
-        let nodes = self.place(&all, &name, &[], instances as usize);
+        let nodes = self.place(&all, &[], instances as usize);
         let credentials = self
             .credentials(&namespace, &name, &version, &source)
             .await?;
@@ -342,7 +342,7 @@ impl RuntimeHandle {
             let place = match instances {
                 Some(n) => {
                     let current: Vec<u64> = service.instances.iter().map(|i| i.node_id).collect();
-                    self.place(&all, &service.name, &current, n as usize)
+                    self.place(&all, &current, n as usize)
                 }
                 None => Vec::new(),
             };
@@ -526,16 +526,10 @@ impl RuntimeHandle {
             .map_err(|e| error(Code::Internal, e.0))
     }
 
-    /// The nodes of `count` instances of `name`: those in `keep` first (up to `count`),
-    /// then, one at a time, the live member with the fewest instances, preferring one
-    /// without an instance of `name` yet.
-    fn place(
-        &self,
-        all: &[(Namespace, RuntimeService)],
-        name: &str,
-        keep: &[u64],
-        count: usize,
-    ) -> Vec<u64> {
+    /// The nodes of `count` instances of a service: those in `keep` first (up to
+    /// `count`), then, one at a time, the live member with the fewest instances,
+    /// preferring one that hosts none of this service's yet.
+    fn place(&self, all: &[(Namespace, RuntimeService)], keep: &[u64], count: usize) -> Vec<u64> {
         let live = self.live_members();
         let mut load: BTreeMap<u64, usize> = live.iter().map(|id| (*id, 0)).collect();
         for (_, s) in all {
@@ -554,7 +548,6 @@ impl RuntimeHandle {
             *load.entry(next).or_default() += 1;
             placed.push(next);
         }
-        let _ = name;
         placed
     }
 

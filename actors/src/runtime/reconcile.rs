@@ -569,7 +569,7 @@ impl RuntimeHandle {
                 if live.contains(&instance.node_id) {
                     continue;
                 }
-                let placed = self.place(all, &service.name, &hosting, hosting.len() + 1);
+                let placed = self.place(all, &hosting, hosting.len() + 1);
                 let Some(to) = placed.last().copied() else {
                     continue;
                 };

@@ -267,7 +267,7 @@ pub(super) async fn user_command(client: &Client, command: UserCommand) -> Resul
             }
             (Some("set"), Some(ns)) => {
                 let ns = Namespace::new(ns).map_err(|e| CliError::usage(e.to_string()))?;
-                session::set_namespace(client.proxy(), &ns)?;
+                session::set_namespace(client.context(), &ns)?;
                 println!("{ns}");
                 Ok(())
             }

@@ -8,6 +8,7 @@ mod blob;
 mod broker;
 mod cluster;
 mod config;
+mod env;
 mod events;
 mod new;
 mod output;
@@ -29,14 +30,13 @@ use crate::node::NodeArgs;
 #[derive(Debug, Parser)]
 #[command(name = "micro", version, about, long_about = None)]
 pub struct Cli {
-    /// The proxy to talk to (HOST:PORT)
-    #[arg(
-        long,
-        global = true,
-        env = "MICRO_PROXY",
-        default_value = "127.0.0.1:8081"
-    )]
-    pub proxy: String,
+    /// The proxy to talk to (HOST:PORT) [default: the current environment's]
+    #[arg(long, global = true, env = "MICRO_PROXY")]
+    pub proxy: Option<String>,
+    /// The environment to talk to, for this command [default: `micro env set`'s, else
+    /// local]
+    #[arg(long, global = true, env = "MICRO_ENV")]
+    pub env: Option<String>,
     /// The namespace to act in [default: the one `micro user namespace set` chose, else
     /// micro]
     #[arg(long, global = true, env = "MICRO_NAMESPACE")]
@@ -89,6 +89,16 @@ pub enum Command {
     Logs(runtime::LogsArgs),
     /// Create a service crate that `micro run ./NAME` builds and runs
     New(new::NewArgs),
+    /// List, add, switch and delete environments (named proxy addresses)
+    #[command(
+        after_help = "Examples:\n  micro env\n  micro env add staging 10.0.0.5:8081\n  \
+                            micro env set staging"
+    )]
+    Env {
+        /// What to do (nothing: list them, the current one marked)
+        #[command(subcommand)]
+        command: Option<env::EnvCommand>,
+    },
     /// Any registered service: `micro SERVICE [ENDPOINT] --field=value`
     #[command(external_subcommand)]
     Dynamic(Vec<String>),
@@ -201,13 +211,18 @@ pub fn node_main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let connect_anonymous = || async {
+        let target = crate::environments::resolve(cli.proxy.as_deref(), cli.env.as_deref())?;
         let name = match &cli.namespace {
             Some(name) => name.clone(),
-            None => crate::session::current_namespace(&cli.proxy)?
+            None => crate::session::current_namespace(&target.context)?
                 .unwrap_or_else(|| micro_core::namespace::DEFAULT_NAMESPACE.to_owned()),
         };
         let namespace = Namespace::new(name).map_err(|e| CliError::usage(e.to_string()))?;
-        Client::connect(&cli.proxy, namespace).await
+        Ok::<_, CliError>(
+            Client::connect(&target.proxy, namespace)
+                .await?
+                .with_context(target.context),
+        )
     };
     let connect = || async { crate::session::attach(connect_anonymous().await?).await };
     match cli.command {
@@ -228,6 +243,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status(args) => runtime::status(&connect().await?, args).await,
         Command::Logs(args) => runtime::logs(&connect().await?, args).await,
         Command::New(args) => new::run(&args),
+        Command::Env { command } => env::run(command),
         Command::Dynamic(args) => services::dynamic(&connect().await?, args).await,
         // A login must not depend on an earlier one (stale, or of a cluster since gone).
         Command::Login(args) => auth::login(&connect_anonymous().await?, args).await,

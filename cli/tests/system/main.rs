@@ -19,3 +19,4 @@ mod t90_events;
 mod t95_python;
 mod t96_blobs;
 mod t97_runtime;
+mod t98_env;
