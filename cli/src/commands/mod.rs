@@ -89,6 +89,15 @@ pub enum Command {
     Logs(runtime::LogsArgs),
     /// Create a service crate that `micro run ./NAME` builds and runs
     New(new::NewArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(
+        after_help = "Examples:\n  micro completion bash > /etc/bash_completion.d/micro\n  \
+                            source <(micro completion zsh)"
+    )]
+    Completion {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
     /// List, add, switch and delete environments (named proxy addresses)
     #[command(
         after_help = "Examples:\n  micro env\n  micro env add staging 10.0.0.5:8081\n  \
@@ -131,6 +140,48 @@ pub struct NodeCli {
     /// Node settings
     #[command(flatten)]
     pub node: NodeArgs,
+}
+
+/// The commands of `micro` (what a misspelled word is compared with).
+pub(crate) fn command_names() -> Vec<String> {
+    <Cli as clap::CommandFactory>::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect()
+}
+
+/// "did you mean" for `word`, a command or service that does not exist: the nearest of
+/// the commands and `services` within two edits, as a usage error.
+pub(crate) fn suggest(word: Option<&str>, services: &[String]) -> Option<CliError> {
+    let word = word?;
+    let mut candidates = command_names();
+    candidates.extend(services.iter().cloned());
+    let best = candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, _)| *d <= 2 && *d < word.len())
+        .min_by_key(|(d, _)| *d)?;
+    Some(CliError::usage(format!(
+        "unknown command or service {word:?}; did you mean `micro {}`? (see micro --help and \
+         micro services)",
+        best.1
+    )))
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// Parses arguments; usage errors exit 64, help and version exit 0.
@@ -244,7 +295,23 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Logs(args) => runtime::logs(&connect().await?, args).await,
         Command::New(args) => new::run(&args),
         Command::Env { command } => env::run(command),
-        Command::Dynamic(args) => services::dynamic(&connect().await?, args).await,
+        Command::Completion { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "micro", &mut script);
+            // A closed pipe (`| head`) is the reader's choice, not an error.
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    Err(CliError::new(crate::exit::OTHER, format!("writing: {e}")))
+                }
+                _ => Ok(()),
+            }
+        }
+        Command::Dynamic(args) => match connect().await {
+            Ok(client) => services::dynamic(&client, args).await,
+            // An unreachable proxy says little when the word was a misspelled command.
+            Err(err) => Err(suggest(args.first().map(String::as_str), &[]).unwrap_or(err)),
+        },
         // A login must not depend on an earlier one (stale, or of a cluster since gone).
         Command::Login(args) => auth::login(&connect_anonymous().await?, args).await,
         Command::Logout => auth::logout(&connect().await?),

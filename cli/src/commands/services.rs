@@ -262,6 +262,20 @@ fn lower_camel(word: &str) -> String {
 }
 
 /// A dynamic command: `micro SERVICE [HANDLER] [METHOD] [--field=value ...]`.
+/// The registered service names (none if the registry cannot be read).
+async fn known_services(client: &Client) -> Vec<String> {
+    let request = client.request(micro_proto::registry::ListRequest::default());
+    match client.registry().list_services(request).await {
+        Ok(reply) => reply
+            .into_inner()
+            .services
+            .into_iter()
+            .map(|s| s.name)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 pub(crate) async fn dynamic(client: &Client, args: Vec<String>) -> Result<(), CliError> {
     let Some((service, rest)) = args.split_first() else {
         return Err(CliError::usage("no command given (see micro --help)"));
@@ -270,9 +284,12 @@ pub(crate) async fn dynamic(client: &Client, args: Vec<String>) -> Result<(), Cl
     let target = match Target::resolve(client, service).await {
         Ok(target) => target,
         Err(err) if err.code == UNREACHABLE => {
-            return Err(CliError::usage(format!(
-                "unknown command or service {service:?} (see micro --help and micro services)"
-            )));
+            let known = known_services(client).await;
+            return Err(super::suggest(Some(service), &known).unwrap_or_else(|| {
+                CliError::usage(format!(
+                    "unknown command or service {service:?} (see micro --help and micro services)"
+                ))
+            }));
         }
         Err(err) => return Err(err),
     };

@@ -63,3 +63,29 @@ fn environments_switch_proxies_and_logins_follow_the_address() {
     assert_eq!(listed[1]["proxy"], b.proxy.as_str());
     assert_eq!(listed[1]["description"], "the other");
 }
+
+#[test]
+fn a_misspelled_command_gets_a_suggestion_and_shells_get_completions() {
+    let home = tempfile::tempdir().unwrap();
+    // No node: the suggestion does not need one.
+    let nowhere = ["--proxy", "127.0.0.1:1"];
+    let err = fails(&micro_in(home.path(), &nowhere, &["stauts"]), 64);
+    assert!(err.contains("did you mean `micro status`"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(dir.path());
+    let err = fails(&node.micro(&["strore", "list"]), 64);
+    assert!(err.contains("did you mean `micro store`"), "{err}");
+    // Registered services are candidates too.
+    let err = fails(&node.micro(&["regstry", "listServices"]), 64);
+    assert!(err.contains("did you mean `micro registry`"), "{err}");
+    for (shell, marker) in [
+        ("bash", "complete -F _micro"),
+        ("zsh", "#compdef micro"),
+        ("fish", "complete -c micro"),
+    ] {
+        let script = ok(&micro_in(home.path(), &[], &["completion", shell]));
+        assert!(script.contains(marker), "{shell}: {}", &script[..200]);
+        assert!(script.contains("env"), "{shell} completes the commands");
+    }
+    fails(&micro_in(home.path(), &[], &["completion", "nosh"]), 64);
+}
