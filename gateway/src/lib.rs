@@ -4,7 +4,8 @@
 //! gRPC contract (`/store.Store/*`, `/registry.Registry/*`, `/runtime.Runtime/*`,
 //! `/debug.Debug/*`, `/cluster.Cluster/*`) by calling the service handles, and every
 //! other `/<service>.<Handler>/<Method>` through the Router, as raw bytes, to an in-node
-//! service, another node or a process. The HTTP API (:8080) joins it later.
+//! service, another node or a process; and the HTTP API (:8080), which turns
+//! `/service/endpoint` + JSON into calls and serves `/health` and `/metrics`.
 //!
 //! ```text
 //! gRPC client ─> tonic server (injected listener) ─> namespace from `Micro-Namespace`
@@ -15,7 +16,10 @@
 //! simulation can hand it simulated sockets.
 
 mod api;
+pub mod metrics;
 mod proxy;
+
+pub use metrics::Metrics;
 
 pub use api::{
     ApiState, AuthHook, AuthRequest, BODY_LIMIT_DEFAULT, VERSION, api_router, auth_hook,

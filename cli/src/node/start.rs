@@ -163,6 +163,8 @@ pub async fn start_node<L: Listen>(
         .then(|| micro_actors::AuthHandle::new(replicator.clone(), deps.clock.clone()));
     let runtime = runtime.with_processes(process_host(config, proxy_advertised, &blobs, &auth)?);
     let (api_state, bootstrap) = api_state(config, &router, &registry, auth.as_ref(), &replicator);
+    let metrics = micro_gateway::Metrics::default();
+    let api_state = api_state.with_metrics(metrics.clone(), replicator.clone());
     let proxy_deps = ProxyDeps {
         events,
         blobs,
@@ -173,8 +175,10 @@ pub async fn start_node<L: Listen>(
         runtime: runtime.clone(),
         router,
         auth,
+        metrics: metrics.clone(),
     };
     let mut loops: Vec<_> = bootstrap.into_iter().collect();
+    loops.push(metrics.spawn_sampler(replicator.clone()));
     servers.extend(serve_front(
         (deps.proxy_listener, deps.api_listener),
         proxy_deps,

@@ -20,3 +20,4 @@ mod t95_python;
 mod t96_blobs;
 mod t97_runtime;
 mod t98_env;
+mod t99_metrics;

@@ -80,6 +80,34 @@ pub(crate) fn group(
 }
 
 /// Up to `max` events of `topic` from `from_seq` on, in order.
+/// Every consumer group: namespace, topic, group name and its state.
+pub(crate) fn groups(
+    kv: &dyn KvBackend,
+) -> Result<Vec<(Namespace, String, String, Group)>, KvError> {
+    let mut out = Vec::new();
+    let mut bad = false;
+    kv.scan(
+        Space::Events,
+        &KeyRange::prefix(&[GROUP_TAG]),
+        ScanOrder::Asc,
+        &mut |k, v| {
+            let names = crate::state::services::split_key(k);
+            match (names.as_deref(), decode::<Group>(v)) {
+                (Some([ns, topic, group]), Some(state)) => match Namespace::new(ns.clone()) {
+                    Ok(ns) => out.push((ns, topic.clone(), group.clone(), state)),
+                    Err(_) => bad = true,
+                },
+                _ => bad = true,
+            }
+            !bad
+        },
+    )?;
+    if bad {
+        return Err(corrupt("consumer group"));
+    }
+    Ok(out)
+}
+
 pub(crate) fn range(
     kv: &dyn KvBackend,
     namespace: &Namespace,

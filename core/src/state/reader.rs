@@ -128,6 +128,13 @@ impl StateReader {
         crate::state::events::group(self.kv.as_ref(), namespace, topic, group)
     }
 
+    /// Every consumer group of every topic: namespace, topic, group, state.
+    pub fn events_groups(
+        &self,
+    ) -> Result<Vec<(Namespace, String, String, crate::events::Group)>, KvError> {
+        crate::state::events::groups(self.kv.as_ref())
+    }
+
     /// The manifest of blob `key` of `namespace`, if it exists.
     pub fn blob_manifest(
         &self,

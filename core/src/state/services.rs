@@ -45,6 +45,19 @@ pub(crate) fn key(tag: u8, names: &[&str]) -> Vec<u8> {
     out
 }
 
+/// The names a [`key`] was built from (after its tag); `None` if it is not one.
+pub(crate) fn split_key(key: &[u8]) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    let mut rest = key.get(1..)?;
+    while !rest.is_empty() {
+        let len = usize::from(u16::from_be_bytes(rest.get(..2)?.try_into().ok()?));
+        let name = rest.get(2..2 + len)?;
+        names.push(String::from_utf8(name.to_vec()).ok()?);
+        rest = rest.get(2 + len..)?;
+    }
+    Some(names)
+}
+
 fn expiry_key(at_ms: u64, node_key: &[u8]) -> Vec<u8> {
     let mut out = vec![EXPIRY_TAG];
     out.extend_from_slice(&at_ms.to_be_bytes());

@@ -66,6 +66,8 @@ pub struct ApiState {
     pub body_limit: usize,
     /// Asked before every call, when set.
     pub auth: Option<AuthHook>,
+    /// The node's metrics and the state they read, served on `GET /metrics`.
+    pub metrics: Option<(crate::Metrics, Arc<dyn micro_core::replicator::Replicator>)>,
     pools: Arc<Mutex<HashMap<u64, DescriptorPool>>>,
 }
 
@@ -89,8 +91,21 @@ impl ApiState {
             registry,
             body_limit,
             auth: None,
+            metrics: None,
             pools: Arc::default(),
         }
+    }
+
+    /// Counts requests into `metrics` and serves them, with `replicator`'s gauges, on
+    /// `GET /metrics`.
+    #[must_use]
+    pub fn with_metrics(
+        mut self,
+        metrics: crate::Metrics,
+        replicator: Arc<dyn micro_core::replicator::Replicator>,
+    ) -> Self {
+        self.metrics = Some((metrics, replicator));
+        self
     }
 
     /// Asks `hook` before every call.

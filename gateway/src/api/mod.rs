@@ -1,5 +1,5 @@
 //! The HTTP API listener (:8080): `GET /` (the version), `GET /health` (200 once the
-//! node serves), and every other path through the default handler ([`call`]):
+//! node serves), `GET /metrics` (Prometheus text, [`crate::metrics`]), and every other path through the default handler ([`call`]):
 //! `/service/endpoint` + JSON (or a form, or the query) becomes a call through the
 //! node's router. CORS is on (preflights answered, headers on every response).
 
@@ -24,7 +24,8 @@ pub use resolve::resolve;
 
 /// The router of the API listener.
 pub fn api_router(state: ApiState) -> Router {
-    Router::new()
+    let metrics = state.metrics.clone();
+    let router = Router::new()
         .route(
             "/",
             get(|| async { axum::Json(serde_json::json!({ "version": VERSION })) }),
@@ -38,8 +39,31 @@ pub fn api_router(state: ApiState) -> Router {
             async move { call::handle(state, request).await }
         })
         // Bodies are limited by the handler itself (413 whatever the path), not here.
-        .layer(axum::extract::DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn(cors))
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    let router = match metrics {
+        Some((metrics, replicator)) => {
+            let exposition = metrics.clone();
+            router
+                .route(
+                    "/metrics",
+                    get(move || {
+                        let text = exposition.render(replicator.as_ref());
+                        async move {
+                            (
+                                [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+                                text,
+                            )
+                        }
+                    }),
+                )
+                .layer(axum::middleware::from_fn_with_state(
+                    metrics,
+                    crate::metrics::http_layer,
+                ))
+        }
+        None => router,
+    };
+    router.layer(axum::middleware::from_fn(cors))
 }
 
 /// Headers every response carries (Micro v3's CORS defaults, but credentials).

@@ -51,6 +51,22 @@ pub struct ProxyDeps {
     /// simulation, where every caller acts as `micro`'s admin (it checks replication,
     /// not access).
     pub auth: Option<micro_actors::AuthHandle>,
+    /// Where requests are counted.
+    pub metrics: crate::Metrics,
+}
+
+/// Adds `auth.Auth`, `auth.Accounts` and `auth.Rules` when auth is on.
+fn with_auth(
+    routes: tonic::service::Routes,
+    auth: Option<&micro_actors::AuthHandle>,
+) -> tonic::service::Routes {
+    match auth {
+        Some(auth) => routes
+            .add_service(AuthServer::new(AuthService::new(auth.clone())))
+            .add_service(AccountsServer::new(AuthService::new(auth.clone())))
+            .add_service(RulesServer::new(AuthService::new(auth.clone()))),
+        None => routes,
+    }
 }
 
 /// Adds `runtime.Runtime` and `runtime.Source`.
@@ -127,13 +143,7 @@ where
             ))
             .max_encoding_message_size(MESSAGE_LEN_MAX),
         );
-    let routes = match &deps.auth {
-        Some(auth) => routes
-            .add_service(AuthServer::new(AuthService::new(auth.clone())))
-            .add_service(AccountsServer::new(AuthService::new(auth.clone())))
-            .add_service(RulesServer::new(AuthService::new(auth.clone()))),
-        None => routes,
-    };
+    let routes = with_auth(routes, deps.auth.as_ref());
     // Every path no core service claims goes through the router as raw bytes.
     let router = micro_proto::raw::router(Arc::new(deps.router));
     // The guard sees every request first, core service or routed.
@@ -144,6 +154,10 @@ where
         .layer(axum::middleware::from_fn_with_state(
             deps.auth,
             crate::proxy::guard::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            deps.metrics,
+            crate::metrics::grpc_layer,
         ));
     let routes = tonic::service::Routes::from(guarded);
     tonic::transport::Server::builder()
