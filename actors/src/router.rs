@@ -11,7 +11,7 @@
 //! locally, so a stale registry can never bounce a call between nodes.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -23,6 +23,10 @@ use crate::registry::RegistryHandle;
 
 /// Metadata key marking a call another node's router already routed.
 pub const ROUTED_HEADER: &str = "micro-routed";
+/// Metadata naming the registry node (instance) a call must go to.
+pub const NODE_HEADER: &str = "micro-node";
+/// Metadata carrying a call's trace id; the router sets one when a call has none.
+pub const TRACE_HEADER: &str = "micro-trace-id";
 /// How long a routed call may take by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -42,11 +46,18 @@ struct Inner {
     local: RwLock<BTreeMap<LocalKey, Arc<dyn LocalService>>>,
     next: AtomicUsize,
     timeout: Duration,
+    /// Trace ids are this (the node's address, hashed) and a counter: unique per node
+    /// and, unlike random ones, the same in every replay of a simulation.
+    trace_base: u32,
+    next_trace: AtomicU32,
 }
 
 impl Router {
     /// A router for the node whose in-node services register `address`.
     pub fn new(registry: RegistryHandle, remote: Arc<dyn RemoteCaller>, address: String) -> Self {
+        let trace_base = address.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -54,6 +65,8 @@ impl Router {
                 address,
                 local: RwLock::new(BTreeMap::new()),
                 next: AtomicUsize::new(0),
+                trace_base,
+                next_trace: AtomicU32::new(0),
                 timeout: DEFAULT_TIMEOUT,
             }),
         }
@@ -98,8 +111,52 @@ impl Router {
         local.get(&(namespace.clone(), name.to_owned())).cloned()
     }
 
-    async fn route(self, call: Call) -> Result<Replies, MicroError> {
+    /// The addresses serving `call`'s service (only node `micro-node` when it is set:
+    /// `micro stats` asks each instance in turn).
+    fn addresses(&self, call: &Call) -> Result<Vec<String>, MicroError> {
+        let name = &call.service;
+        let services = self.inner.registry.lookup_local(&call.namespace, name)?;
+        let only = call.metadata.get(NODE_HEADER);
+        let addresses: Vec<String> = services
+            .iter()
+            .flat_map(|s| s.nodes.iter())
+            .filter(|n| only.is_none_or(|id| *id == n.id))
+            .map(|n| n.address.clone())
+            .collect();
+        match only {
+            Some(id) if addresses.is_empty() => Err(MicroError::new(
+                name,
+                Code::NotFound,
+                format!("service {name} has no node {id}"),
+            )),
+            _ => Ok(addresses),
+        }
+    }
+
+    /// `call` as sent to another node or process: marked routed, and a core service's
+    /// `Debug.*` addressed to its node's `/debug.Debug/*`.
+    fn forwarded(&self, call: &Call) -> Call {
+        let mut forwarded = call.clone();
+        forwarded
+            .metadata
+            .insert(ROUTED_HEADER.to_owned(), self.inner.address.clone());
+        if micro_core::registry::CORE_SERVICE_NAMES.contains(&call.service.as_str())
+            && forwarded.endpoint.starts_with("Debug.")
+        {
+            "debug".clone_into(&mut forwarded.service);
+        }
+        forwarded
+    }
+
+    async fn route(self, mut call: Call) -> Result<Replies, MicroError> {
         let name = call.service.clone();
+        if !call.metadata.contains_key(TRACE_HEADER) {
+            let id = self.inner.next_trace.fetch_add(1, Ordering::Relaxed);
+            call.metadata.insert(
+                TRACE_HEADER.to_owned(),
+                format!("{:x}{id:08x}", self.inner.trace_base),
+            );
+        }
         let local = self.local(&call.namespace, &name);
         if call.metadata.contains_key(ROUTED_HEADER) {
             return match local {
@@ -111,11 +168,7 @@ impl Router {
                 )),
             };
         }
-        let services = self.inner.registry.lookup_local(&call.namespace, &name)?;
-        let mut addresses: Vec<String> = services
-            .iter()
-            .flat_map(|s| s.nodes.iter().map(|n| n.address.clone()))
-            .collect();
+        let mut addresses = self.addresses(&call)?;
         addresses.sort();
         addresses.dedup();
         if addresses.is_empty() {
@@ -141,10 +194,7 @@ impl Router {
             // Another node or a process; or this node's own proxy, for the core services
             // it serves over gRPC (the HTTP gateway reaches them this way). A call that
             // arrives there already routed is served locally or refused: no loops.
-            let mut forwarded = call.clone();
-            forwarded
-                .metadata
-                .insert(ROUTED_HEADER.to_owned(), self.inner.address.clone());
+            let forwarded = self.forwarded(&call);
             match self
                 .inner
                 .remote

@@ -57,6 +57,7 @@
 pub mod build;
 pub mod client;
 mod context;
+pub mod debug;
 mod describe;
 mod dispatch;
 pub mod env;

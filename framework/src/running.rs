@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
 use micro_core::Namespace;
 use micro_core::registry;
 use micro_core::replicator::BoxFuture;
@@ -55,6 +56,7 @@ struct Inner {
     supervisor: ActorRef<crate::pool::SupervisorMsg>,
     hooks: Hooks,
     stopped: Arc<AtomicBool>,
+    debug: Arc<crate::debug::DebugState>,
 }
 
 /// What a service is launched from.
@@ -108,6 +110,7 @@ impl RunningService {
             hooks,
         } = parts;
         let id = options.name.clone();
+        let id_for_debug = id.clone();
         let transcoder = Transcoder::new(handlers.iter().map(Handler::descriptor))?;
         let proto_service = handlers.first().map(|h| h.proto_service().to_owned());
         let (routes, pools) = routes(&id, handlers)?;
@@ -141,6 +144,7 @@ impl RunningService {
                 supervisor,
                 hooks,
                 stopped,
+                debug: crate::debug::DebugState::new(&id_for_debug),
             }),
         })
     }
@@ -175,7 +179,34 @@ impl LocalService for RunningService {
     }
 
     fn call(&self, call: Call) -> Replies {
-        Next::start(self.inner.chain.clone()).run(call)
+        if crate::debug::is_debug(&call.endpoint) {
+            let answer = self.inner.debug.answer(&call);
+            return Box::pin(futures::stream::once(async move { answer }));
+        }
+        let span = Arc::new(std::sync::Mutex::new(Some(self.inner.debug.begin(&call))));
+        let on_error = span.clone();
+        let take = |slot: &std::sync::Mutex<Option<crate::debug::SpanGuard>>| {
+            slot.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+        };
+        let replies = Next::start(self.inner.chain.clone())
+            .run(call)
+            .inspect(move |item| {
+                if item.is_err()
+                    && let Some(guard) = take(&on_error)
+                {
+                    guard.finish(true);
+                }
+            });
+        // The span of a call that ended without an error closes when its stream ends.
+        let end = futures::stream::once(async move {
+            if let Some(guard) = take(&span) {
+                guard.finish(false);
+            }
+        })
+        .filter_map(|()| async { None });
+        Box::pin(replies.chain(end))
     }
 
     fn stop(&self) -> BoxFuture<'static, ()> {

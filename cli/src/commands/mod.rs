@@ -15,6 +15,7 @@ mod output;
 mod runtime;
 mod server;
 mod services;
+mod stats;
 mod store;
 
 use std::process::ExitCode;
@@ -85,6 +86,8 @@ pub enum Command {
     Kill(runtime::KillArgs),
     /// Show the services started with `micro run` and their status
     Status(runtime::StatusArgs),
+    /// Show process statistics of every instance of a service (or of every node)
+    Stats(stats::StatsArgs),
     /// Show a service's output (and its build's), from whichever nodes run it
     Logs(runtime::LogsArgs),
     /// Create a service crate that `micro run ./NAME` builds and runs
@@ -293,6 +296,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Kill(args) => runtime::kill(&connect().await?, args).await,
         Command::Status(args) => runtime::status(&connect().await?, args).await,
         Command::Logs(args) => runtime::logs(&connect().await?, args).await,
+        Command::Stats(args) => stats::run(&connect().await?, args).await,
         Command::New(args) => new::run(&args),
         Command::Env { command } => env::run(command),
         Command::Completion { shell } => {

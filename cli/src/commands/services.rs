@@ -175,7 +175,12 @@ impl Target {
 
     /// The method behind `endpoint` (`Handler.Method`), when descriptors are known.
     fn method(&self, endpoint: &str) -> Result<Option<MethodDescriptor>, CliError> {
-        let Some(pool) = &self.pool else {
+        // Every service answers Debug.* without advertising it; it speaks JSON too.
+        let Some(pool) = self
+            .pool
+            .as_ref()
+            .filter(|_| !endpoint.starts_with("Debug."))
+        else {
             return Ok(None);
         };
         let found = micro_proto::transcode::find_method(pool, &self.service, &self.name, endpoint);

@@ -162,9 +162,9 @@ pub async fn start_node<L: Listen>(
     let auth = (deps.enforce_auth)
         .then(|| micro_actors::AuthHandle::new(replicator.clone(), deps.clock.clone()));
     let runtime = runtime.with_processes(process_host(config, proxy_advertised, &blobs, &auth)?);
-    let (api_state, bootstrap) = api_state(config, &router, &registry, auth.as_ref(), &replicator);
     let metrics = micro_gateway::Metrics::default();
-    let api_state = api_state.with_metrics(metrics.clone(), replicator.clone());
+    let (api_state, bootstrap) = api_state(config, &router, &registry, auth.as_ref(), &replicator);
+    let api_state = observed(api_state, &metrics, &replicator, config.node_id, api_addr);
     let proxy_deps = ProxyDeps {
         events,
         blobs,
@@ -217,6 +217,20 @@ fn serve_front<L: Listen>(
             micro_gateway::serve_api(ApiListener(api), api_state, wait_stop(stopped.clone())),
         ),
     ]
+}
+
+/// The API's state counting into `metrics`, with trace ids unique to this node.
+fn observed(
+    state: micro_gateway::ApiState,
+    metrics: &micro_gateway::Metrics,
+    replicator: &Arc<dyn micro_core::replicator::Replicator>,
+    node_id: u64,
+    api_addr: SocketAddr,
+) -> micro_gateway::ApiState {
+    let base = (u32::try_from(node_id).unwrap_or(0) << 16) | u32::from(api_addr.port());
+    state
+        .with_metrics(metrics.clone(), replicator.clone())
+        .with_trace_base(base)
 }
 
 /// The API's state with the auth hook, and the auth bootstrap loop, when auth is on.

@@ -76,3 +76,59 @@ fn metrics_parse_and_move_under_load() {
         "the group's backlog is there"
     );
 }
+
+/// `micro stats` has a row per instance; `Debug.Log` and `Debug.Trace` of a service answer
+/// with its records and the spans of a call whose trace id the api returned.
+#[test]
+fn stats_per_instance_and_the_trace_of_a_call() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let nodes = crate::t50_services::start_cluster(&dirs);
+    let run = ok(&nodes[0].micro(&["run", "helloworld", "--instances", "3"]));
+    assert!(run.contains("running (3/3 instances)"), "{run}");
+    let token = nodes[0].token();
+    let bearer = format!("Bearer {token}");
+    let (status, reply, trace) = {
+        let (status, raw) = crate::harness::http_raw(
+            &nodes[1].api,
+            "POST",
+            "/helloworld/call",
+            &[("Authorization", &bearer)],
+            br#"{"name":"Ada"}"#,
+        );
+        let trace = raw
+            .lines()
+            .find_map(|l| l.strip_prefix("micro-trace-id: "))
+            .map(|t| t.trim().to_owned())
+            .expect("the api returns the call's trace id");
+        (status, raw, trace)
+    };
+    assert_eq!(status, 200, "{reply}");
+    // The instance that served it has the span; ask each.
+    let stats: serde_json::Value = serde_json::from_str(&ok(&nodes[0].micro(&[
+        "stats",
+        "helloworld",
+        "--output",
+        "json",
+    ])))
+    .unwrap();
+    let rows = stats.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "one row per instance: {stats}");
+    let served: u64 = rows.iter().map(|r| r["requests"].as_u64().unwrap()).sum();
+    assert!(served >= 1, "{stats}");
+    let table = ok(&nodes[0].micro(&["stats"]));
+    assert_eq!(
+        table.lines().count(),
+        4,
+        "a header and a row per node: {table}"
+    );
+    let traced = format!(r#"{{"id":"{trace}"}}"#);
+    let found = (0..20).any(|_| {
+        let spans = ok(&nodes[2].micro(&["call", "helloworld", "Debug.Trace", &traced]));
+        spans.contains("helloworld.Helloworld.Call")
+    });
+    assert!(found, "Debug.Trace finds the span of trace {trace}");
+    let health = ok(&nodes[0].micro(&["call", "helloworld", "Debug.Health", "{}"]));
+    assert!(health.contains(r#""status":"ok""#), "{health}");
+    let log = ok(&nodes[0].micro(&["call", "helloworld", "Debug.Log", r#"{"count":5}"#]));
+    assert!(log.contains("records"), "{log}");
+}

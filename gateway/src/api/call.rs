@@ -68,6 +68,9 @@ pub struct ApiState {
     pub auth: Option<AuthHook>,
     /// The node's metrics and the state they read, served on `GET /metrics`.
     pub metrics: Option<(crate::Metrics, Arc<dyn micro_core::replicator::Replicator>)>,
+    /// Trace ids this api gives calls that come without one: this base and a counter.
+    trace_base: u32,
+    next_trace: Arc<std::sync::atomic::AtomicU32>,
     pools: Arc<Mutex<HashMap<u64, DescriptorPool>>>,
 }
 
@@ -92,6 +95,8 @@ impl ApiState {
             body_limit,
             auth: None,
             metrics: None,
+            trace_base: 0,
+            next_trace: Arc::default(),
             pools: Arc::default(),
         }
     }
@@ -106,6 +111,22 @@ impl ApiState {
     ) -> Self {
         self.metrics = Some((metrics, replicator));
         self
+    }
+
+    /// Gives calls without a trace id one starting with `base` (unique per node: the
+    /// node passes a hash of its address, so a simulation replays the same ids).
+    #[must_use]
+    pub fn with_trace_base(mut self, base: u32) -> Self {
+        self.trace_base = base;
+        self
+    }
+
+    /// The trace id of a call that came without one.
+    fn trace_id(&self) -> String {
+        let n = self
+            .next_trace
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{:08x}{n:08x}", self.trace_base)
     }
 
     /// Asks `hook` before every call.
@@ -194,6 +215,9 @@ pub(super) async fn handle(state: ApiState, request: Request<Body>) -> Response 
     };
     result.unwrap_or_else(|err| error_response(&err))
 }
+
+/// The metadata (and response header) carrying a call's trace id.
+const TRACE_HEADER: &str = "micro-trace-id";
 
 /// A streaming call over WebSocket: the client's first text message is the JSON request;
 /// each reply is sent as one text message of JSON, an error as the micro error's JSON,
@@ -296,12 +320,17 @@ async fn call(state: &ApiState, request: Request<Body>) -> Result<Response, Micr
         None => None,
     };
     let (content_type, body) = encode(&service, method.as_ref(), json)?;
+    let mut metadata = metadata(&parts.headers, token.as_deref());
+    let trace = metadata
+        .entry(TRACE_HEADER.to_owned())
+        .or_insert_with(|| state.trace_id())
+        .clone();
     let call = Call {
         namespace,
         service: service.clone(),
         endpoint,
         content_type: content_type.to_owned(),
-        metadata: metadata(&parts.headers, token.as_deref()),
+        metadata,
         body,
     };
     let mut replies = state.caller.dispatch(call);
@@ -310,10 +339,18 @@ async fn call(state: &ApiState, request: Request<Body>) -> Result<Response, Micr
         None => Vec::new(),
     };
     let json = render(&service, method.as_ref(), reply)?;
+    // The trace id, so a caller can ask `/<service>/debug/trace` for the call's spans.
+    let traced = [(TRACE_HEADER, trace)];
     if json.is_empty() || json == b"{}" {
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        return Ok((StatusCode::NO_CONTENT, traced).into_response());
     }
-    Ok((StatusCode::OK, [("content-type", "application/json")], json).into_response())
+    let json_type = ("content-type", "application/json".to_owned());
+    Ok((
+        StatusCode::OK,
+        [json_type, (TRACE_HEADER, traced[0].1.clone())],
+        json,
+    )
+        .into_response())
 }
 
 /// The call body of a JSON request: protobuf through the method's descriptors, else the
