@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use prost::Message;
 
-const FILES: [&str; 11] = [
+const FILES: [&str; 13] = [
     "auth/auth.proto",
     "broker/broker.proto",
     "config/config.proto",
@@ -17,6 +17,8 @@ const FILES: [&str; 11] = [
     "errors/errors.proto",
     "cluster/cluster.proto",
     "peer/peer.proto",
+    "router/router.proto",
+    "network/network.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,6 +37,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // No `XClient::connect(dst)` constructors: `network.Network` has an rpc named
+        // Connect, and every client here is built from a channel anyway.
+        .build_transport(false)
         .compile_fds(descriptors)?;
     Ok(())
 }

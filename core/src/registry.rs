@@ -216,8 +216,8 @@ pub fn diff(before: &[Service], after: &[Service], timestamp: i64) -> Vec<WatchE
 }
 
 /// The services every node serves for every namespace, registered in `micro` only.
-pub const CORE_SERVICE_NAMES: [&str; 8] = [
-    "auth", "broker", "cluster", "config", "events", "registry", "runtime", "store",
+pub const CORE_SERVICE_NAMES: [&str; 9] = [
+    "auth", "broker", "cluster", "config", "events", "network", "registry", "runtime", "store",
 ];
 
 #[cfg(test)]

@@ -96,6 +96,14 @@ package!(
     registry
 );
 package!(
+    /// Package `router`: the `Route` message of the network service.
+    router
+);
+package!(
+    /// Package `network`: `/network.Network/{Nodes,Routes,Services,Graph,Status,Connect}`.
+    network
+);
+package!(
     /// Package `runtime`: `/runtime.Runtime/*` (Create, Read, Delete for in-node services).
     runtime
 );

@@ -10,6 +10,7 @@ mod cluster;
 mod config;
 mod env;
 mod events;
+mod network;
 mod new;
 mod output;
 mod runtime;
@@ -86,6 +87,9 @@ pub enum Command {
     Kill(runtime::KillArgs),
     /// Show the services started with `micro run` and their status
     Status(runtime::StatusArgs),
+    /// Show the network: nodes, routes, which node serves each instance, the graph
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Show process statistics of every instance of a service (or of every node)
     Stats(stats::StatsArgs),
     /// Show a service's output (and its build's), from whichever nodes run it
@@ -297,6 +301,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status(args) => runtime::status(&connect().await?, args).await,
         Command::Logs(args) => runtime::logs(&connect().await?, args).await,
         Command::Stats(args) => stats::run(&connect().await?, args).await,
+        Command::Network(command) => network::run(&connect().await?, command).await,
         Command::New(args) => new::run(&args),
         Command::Env { command } => env::run(command),
         Command::Completion { shell } => {

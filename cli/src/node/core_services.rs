@@ -10,7 +10,7 @@ use prost_reflect::DescriptorPool;
 
 /// The core services a node registers in namespace `micro`: registry name and proto
 /// service.
-pub const CORE_SERVICES: [(&str, &str); 8] = [
+pub const CORE_SERVICES: [(&str, &str); 9] = [
     ("auth", "auth.Auth"),
     ("broker", "broker.Broker"),
     ("config", "config.Config"),
@@ -19,6 +19,7 @@ pub const CORE_SERVICES: [(&str, &str); 8] = [
     ("registry", "registry.Registry"),
     ("runtime", "runtime.Runtime"),
     ("cluster", "cluster.Cluster"),
+    ("network", "network.Network"),
 ];
 
 /// The registration body (no nodes) of each core service.

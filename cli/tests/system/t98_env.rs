@@ -3,6 +3,26 @@
 
 use crate::harness::{Node, fails, micro_in, ok};
 
+/// Logs in through `global`, retrying while the node bootstraps auth.
+fn login(cli: &dyn Fn(&[&str], &[&str]) -> std::process::Output, global: &[&str]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = cli(
+            global,
+            &["login", "--email", "admin", "--password", "micro"],
+        );
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cannot log in: {}",
+            crate::harness::stderr(&out)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn environments_switch_proxies_and_logins_follow_the_address() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -21,10 +41,7 @@ fn environments_switch_proxies_and_logins_follow_the_address() {
     assert_eq!(ok(&cli(&[], &["env", "get"])), "a\n");
 
     // Every command goes to the current environment's proxy.
-    ok(&cli(
-        &[],
-        &["login", "--email", "admin", "--password", "micro"],
-    ));
+    login(&cli, &[]);
     ok(&cli(&[], &["store", "write", "where", "a"]));
     assert_eq!(ok(&cli(&[], &["store", "read", "where"])), "a\n");
     // --proxy at the same address shares the login.
@@ -35,10 +52,7 @@ fn environments_switch_proxies_and_logins_follow_the_address() {
     // Another environment, another address: another login.
     let err = fails(&cli(&["--env", "b"], &["store", "read", "where"]), 2);
     assert!(err.contains("micro login"), "{err}");
-    ok(&cli(
-        &["--env", "b"],
-        &["login", "--email", "admin", "--password", "micro"],
-    ));
+    login(&cli, &["--env", "b"]);
     let err = fails(&cli(&["--env", "b"], &["store", "read", "where"]), 127);
     assert!(err.contains("not found"), "node b has its own store: {err}");
     assert_eq!(
@@ -69,7 +83,7 @@ fn a_misspelled_command_gets_a_suggestion_and_shells_get_completions() {
     let home = tempfile::tempdir().unwrap();
     // No node: the suggestion does not need one.
     let nowhere = ["--proxy", "127.0.0.1:1"];
-    let err = fails(&micro_in(home.path(), &nowhere, &["stauts"]), 64);
+    let err = fails(&micro_in(home.path(), &nowhere, &["statuss"]), 64);
     assert!(err.contains("did you mean `micro status`"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let node = Node::start(dir.path());

@@ -131,4 +131,39 @@ fn stats_per_instance_and_the_trace_of_a_call() {
     assert!(health.contains(r#""status":"ok""#), "{health}");
     let log = ok(&nodes[0].micro(&["call", "helloworld", "Debug.Log", r#"{"count":5}"#]));
     assert!(log.contains("records"), "{log}");
+    network_shows_who_serves_what(&nodes);
+}
+
+/// `micro network`: three nodes, and each helloworld instance on its own node.
+fn network_shows_who_serves_what(nodes: &[Node]) {
+    let json = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(&ok(&nodes[1].micro(args))).unwrap()
+    };
+    let members = json(&["network", "nodes", "--output", "json"]);
+    assert_eq!(members.as_array().unwrap().len(), 3, "{members}");
+    assert!(
+        members
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| !n["address"].as_str().unwrap().is_empty())
+    );
+    let services = json(&["network", "services", "--output", "json"]);
+    let hello: Vec<&serde_json::Value> = services
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["service"] == "helloworld")
+        .collect();
+    let mut serving: Vec<&str> = hello.iter().map(|r| r["node"].as_str().unwrap()).collect();
+    serving.sort_unstable();
+    assert_eq!(serving, ["1", "2", "3"], "{services}");
+    let routes = ok(&nodes[1].micro(&["network", "routes", "--service", "helloworld"]));
+    assert_eq!(routes.lines().count(), 4, "{routes}");
+    let graph = ok(&nodes[1].micro(&["network", "graph"]));
+    assert_eq!(graph.lines().count(), 3, "{graph}");
+    assert!(
+        graph.starts_with("node 2 "),
+        "the answering node is the root: {graph}"
+    );
 }

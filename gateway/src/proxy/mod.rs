@@ -9,6 +9,7 @@ mod debug;
 mod events;
 mod guard;
 mod namespace;
+mod network;
 mod registry;
 mod remote;
 mod runtime;
@@ -28,6 +29,7 @@ pub use guard::{Caller, EXEMPT, bearer, caller_of, identify};
 pub use namespace::{
     CONSISTENCY_HEADER, NAMESPACE_HEADER, consistency_of, namespace_from, namespace_of,
 };
+pub use network::NetworkService;
 pub use registry::RegistryService;
 pub use remote::{Dial, GrpcRemote};
 pub use runtime::{LOCAL_LOGS_HEADER, RuntimeService, SourceService};

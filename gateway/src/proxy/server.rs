@@ -69,9 +69,16 @@ fn with_auth(
     }
 }
 
-/// Adds `runtime.Runtime` and `runtime.Source`.
+/// Adds `runtime.Runtime`, `runtime.Source` and `network.Network`.
 fn with_runtime(routes: tonic::service::Routes, deps: &ProxyDeps) -> tonic::service::Routes {
     routes
+        .add_service(micro_proto::network::network_server::NetworkServer::new(
+            crate::proxy::NetworkService::new(
+                deps.replicator.clone(),
+                deps.registry.clone(),
+                deps.runtime.clone(),
+            ),
+        ))
         .add_service(RuntimeServer::new(RuntimeService::new(
             deps.runtime.clone(),
             deps.registry.clone(),
