@@ -47,6 +47,9 @@ pub enum BlobCommand {
         /// Only keys starting with this
         #[arg(long, default_value = "")]
         prefix: String,
+        /// Output format [default: one key per line]
+        #[arg(long, short = 'o')]
+        output: Option<crate::commands::output::Output>,
     },
 }
 
@@ -102,7 +105,7 @@ pub(super) async fn run(client: &Client, command: BlobCommand) -> Result<(), Cli
                 .map_err(|s| client.error(&s))?;
             Ok(())
         }
-        BlobCommand::List { prefix } => {
+        BlobCommand::List { prefix, output } => {
             let request = pb::BlobListRequest {
                 options: Some(pb::BlobListOptions {
                     namespace: client.namespace().to_string(),
@@ -115,9 +118,7 @@ pub(super) async fn run(client: &Client, command: BlobCommand) -> Result<(), Cli
                 .map_err(|s| client.error(&s))?
                 .into_inner()
                 .keys;
-            for key in keys {
-                println!("{key}");
-            }
+            crate::commands::output::print_names(&keys, output, "KEY");
             Ok(())
         }
     }

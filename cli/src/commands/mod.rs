@@ -55,22 +55,37 @@ pub enum Command {
     #[command(after_help = "Example:\n  micro server --data-dir /tmp/micro")]
     Server(NodeArgs),
     /// Read and write the key-value store
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  micro store write foo bar && micro store read foo"
+    )]
     Store(store::StoreCommand),
     /// Store and fetch files (blobs), replicated in chunks
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  micro blob put builds/app.tgz --file app.tgz"
+    )]
     Blob(blob::BlobCommand),
     /// Inspect the Raft cluster
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  micro cluster status")]
     Cluster(cluster::ClusterCommand),
     /// Publish and subscribe to ephemeral messages (no persistence)
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  micro broker publish orders '{\"id\":1}'"
+    )]
     Broker(broker::BrokerCommand),
     /// Publish, consume and read durable event streams (replicated, replayable)
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  micro events publish orders '{\"id\":1}'"
+    )]
     Events(events::EventsCommand),
     /// Read and write the namespace's config (dot paths, JSON values, secrets)
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Example:\n  micro config set db.host localhost"
+    )]
     Config(config::ConfigCommand),
     /// List the registered services, one name per line
     Services(services::ServicesArgs),
@@ -88,7 +103,7 @@ pub enum Command {
     /// Show the services started with `micro run` and their status
     Status(runtime::StatusArgs),
     /// Show the network: nodes, routes, which node serves each instance, the graph
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  micro network services")]
     Network(network::NetworkCommand),
     /// Show process statistics of every instance of a service (or of every node)
     Stats(stats::StatsArgs),
@@ -121,6 +136,7 @@ pub enum Command {
     /// Log in: keep tokens for this proxy and namespace under ~/.micro
     Login(auth::LoginArgs),
     /// Forget the login for this proxy and namespace
+    #[command(after_help = "Example:\n  micro logout")]
     Logout,
     /// Show who you are logged in as; `user token`, `user namespace [set NS]`
     #[command(after_help = "Example:\n  micro user token")]
@@ -130,7 +146,7 @@ pub enum Command {
         command: Option<auth::UserCommand>,
     },
     /// Manage accounts and access rules
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  micro auth list accounts")]
     Auth(auth::AuthCommand),
     /// Measure throughput and latency through the proxy
     #[command(

@@ -24,3 +24,20 @@ pub(crate) fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
     }
     println!("{table}");
 }
+
+/// Prints a list of names: one per line by default (for scripts), a one-column table,
+/// or a JSON array.
+pub(crate) fn print_names(names: &[String], output: Option<Output>, header: &str) {
+    match output {
+        None => {
+            for name in names {
+                println!("{name}");
+            }
+        }
+        Some(Output::Json) => println!("{}", serde_json::json!(names)),
+        Some(Output::Table) => {
+            let rows = names.iter().map(|n| vec![n.clone()]).collect();
+            print_table(&[header], rows);
+        }
+    }
+}

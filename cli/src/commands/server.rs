@@ -9,7 +9,7 @@ use crate::node::{NodeArgs, NodeConfig, NodeDeps, bind, open_storage, start_node
 
 /// Runs a node until it is told to stop.
 pub(crate) async fn run(args: NodeArgs) -> Result<(), CliError> {
-    init_tracing();
+    init_tracing(args.log_format);
     let config = NodeConfig::resolve(args)?;
     let proxy_listener = bind("--proxy-addr", &config.proxy_addr).await?;
     let api_listener = bind("--api-addr", &config.api_addr).await?;
@@ -43,22 +43,29 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-fn init_tracing() {
+fn init_tracing(format: crate::node::LogFormat) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none();
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
+    let output = match format {
+        crate::node::LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(ansi)
+            .boxed(),
+        crate::node::LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_writer(std::io::stderr)
+            .boxed(),
+    };
     // A second initialization (tests run nodes in one process) keeps the first. The
     // record layer feeds `Debug.Log` of the services the node hosts.
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(ansi),
-        )
+        .with(output)
         .with(micro::debug::log_layer())
         .try_init();
 }

@@ -78,6 +78,9 @@ pub struct ListArgs {
     /// Read this node's state as it is (fast; may miss the latest writes)
     #[arg(long)]
     pub stale: bool,
+    /// Output format [default: one key per line, as they stream]
+    #[arg(long, short = 'o')]
+    pub output: Option<Output>,
 }
 
 /// Store commands.
@@ -260,8 +263,15 @@ async fn list(client: &Client, mut store: Store, args: ListArgs) -> Result<(), C
         .await
         .map_err(|s| client.error(&s))?
         .into_inner();
+    let mut all = Vec::new();
     while let Some(page) = stream.message().await.map_err(|s| client.error(&s))? {
-        print_lines(&page.keys)?;
+        match args.output {
+            None => print_lines(&page.keys)?,
+            Some(_) => all.extend(page.keys),
+        }
+    }
+    if args.output.is_some() {
+        crate::commands::output::print_names(&all, args.output, "KEY");
     }
     Ok(())
 }

@@ -71,9 +71,23 @@ pub struct NodeArgs {
     /// when the node runs as root]
     #[arg(long, env = "MICRO_RUN_AS")]
     pub run_as: Option<String>,
+    /// How the node logs to stderr: `text` for people, `json` (one object per line)
+    /// for log collectors (a flag or MICRO_LOG_FORMAT, not a config file key)
+    #[arg(long, env = "MICRO_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     /// A TOML file with any of the settings above (keys as the flags, with `_`)
     #[arg(long, env = "MICRO_CONFIG")]
     pub config: Option<PathBuf>,
+}
+
+/// How a node's log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields, span).
+    Json,
 }
 
 /// The settings a TOML config file may hold.

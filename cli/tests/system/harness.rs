@@ -29,9 +29,15 @@ impl Node {
 
     /// Starts a node whose log (at `info`) goes to the file `log`.
     pub(crate) fn start_logging(data_dir: &Path, log: &Path) -> Self {
+        Self::start_logging_with(data_dir, log, &[])
+    }
+
+    /// Starts a node with `extra` flags whose log (at `info`) goes to the file `log`.
+    pub(crate) fn start_logging_with(data_dir: &Path, log: &Path, extra: &[&str]) -> Self {
         let file = std::fs::File::create(log).unwrap();
-        let extra = ["--peer-addr", "127.0.0.1:0"];
-        Self::spawn(data_dir, &extra, Stdio::from(file), "info")
+        let mut flags = vec!["--peer-addr", "127.0.0.1:0"];
+        flags.extend_from_slice(extra);
+        Self::spawn(data_dir, &flags, Stdio::from(file), "info")
     }
 
     fn spawn(data_dir: &Path, extra: &[&str], stderr: Stdio, level: &str) -> Self {

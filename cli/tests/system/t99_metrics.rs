@@ -167,3 +167,24 @@ fn network_shows_who_serves_what(nodes: &[Node]) {
         "the answering node is the root: {graph}"
     );
 }
+
+#[test]
+fn a_node_logs_json_lines_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("node.log");
+    let data = dir.path().join("data");
+    let node = Node::start_logging_with(&data, &log, &["--log-format", "json"]);
+    node.login();
+    drop(node);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty());
+    for line in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+    }
+}
