@@ -284,8 +284,9 @@ fn records() -> &'static Mutex<VecDeque<pb::Record>> {
     RECORDS.get_or_init(|| Mutex::new(VecDeque::new()))
 }
 
-/// The last `count` records (all kept when 0) at or after `since` (Unix seconds).
-fn recent_records(count: i64, since: i64) -> Vec<pb::Record> {
+/// The process's last `count` log records (all kept when 0) at or after `since` (Unix
+/// seconds), as [`log_layer`] kept them.
+pub fn recent_records(count: i64, since: i64) -> Vec<pb::Record> {
     let records = lock(records());
     let mut out: Vec<pb::Record> = records
         .iter()

@@ -44,6 +44,20 @@ struct Inner {
     durations: BTreeMap<Labels, Histogram>,
     leader: Option<u64>,
     leader_changes: u64,
+    spans: std::collections::VecDeque<micro_proto::debug::Span>,
+    next_span: u64,
+}
+
+/// How many spans of its own doors a node keeps (`/debug.Debug/Trace`).
+pub const SPANS_MAX: usize = 2000;
+
+/// The trace id a request or response carries in `micro-trace-id`.
+fn trace_of(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("micro-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// A node's metrics.
@@ -78,6 +92,36 @@ impl Metrics {
         }
         histogram.sum += seconds;
         histogram.count += 1;
+    }
+
+    /// Keeps a span of a request through one of the node's doors.
+    pub fn span(&self, trace: String, name: String, door: &str, began_ms: u64, elapsed: Duration) {
+        let mut inner = lock(&self.inner);
+        inner.next_span += 1;
+        let span = micro_proto::debug::Span {
+            trace,
+            id: format!("{door}-{:x}", inner.next_span),
+            parent: String::new(),
+            name,
+            started: began_ms.saturating_mul(1_000_000),
+            duration: u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX),
+            metadata: std::collections::HashMap::from([("door".to_owned(), door.to_owned())]),
+            r#type: micro_proto::debug::SpanType::Inbound.into(),
+        };
+        if inner.spans.len() >= SPANS_MAX {
+            inner.spans.pop_front();
+        }
+        inner.spans.push_back(span);
+    }
+
+    /// The node's spans of trace `id` (every kept span when `id` is empty).
+    pub fn spans(&self, id: &str) -> Vec<micro_proto::debug::Span> {
+        lock(&self.inner)
+            .spans
+            .iter()
+            .filter(|s| id.is_empty() || s.trace == id)
+            .cloned()
+            .collect()
     }
 
     /// Notes the current leader; counts a change.
@@ -258,8 +302,18 @@ pub async fn grpc_layer(
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let (service, endpoint) = grpc_labels(request.uri().path());
+    let trace = trace_of(request.headers());
+    let name = request.uri().path().to_owned();
+    let began_ms = micro_core::Clock::now_ms(&micro_core::SystemClock);
     let started = tokio::time::Instant::now();
     let response = next.run(request).await;
+    metrics.span(
+        trace,
+        format!("grpc {name}"),
+        "grpc",
+        began_ms,
+        started.elapsed(),
+    );
     let code = response
         .headers()
         .get("grpc-status")
@@ -284,9 +338,18 @@ pub async fn http_layer(
     let path = request.uri().path().to_owned();
     let counted = request.method() != axum::http::Method::OPTIONS
         && !matches!(path.as_str(), "/" | "/metrics" | "/health");
+    let began_ms = micro_core::Clock::now_ms(&micro_core::SystemClock);
     let started = tokio::time::Instant::now();
     let response = next.run(request).await;
     if counted {
+        let trace = trace_of(response.headers());
+        metrics.span(
+            trace,
+            format!("http {path}"),
+            "http",
+            began_ms,
+            started.elapsed(),
+        );
         let (service, endpoint) =
             crate::api::resolve(&path).unwrap_or_else(|| ("other".to_owned(), "other".to_owned()));
         let code = response.status().as_u16().to_string();

@@ -175,12 +175,12 @@ impl Target {
 
     /// The method behind `endpoint` (`Handler.Method`), when descriptors are known.
     fn method(&self, endpoint: &str) -> Result<Option<MethodDescriptor>, CliError> {
-        // Every service answers Debug.* without advertising it; it speaks JSON too.
-        let Some(pool) = self
-            .pool
-            .as_ref()
-            .filter(|_| !endpoint.starts_with("Debug."))
-        else {
+        // Every service answers Debug.* without advertising it: `debug.Debug` of the
+        // wire contract describes it.
+        if let Some(method) = endpoint.strip_prefix("Debug.") {
+            return Ok(debug_method(method));
+        }
+        let Some(pool) = &self.pool else {
             return Ok(None);
         };
         let found = micro_proto::transcode::find_method(pool, &self.service, &self.name, endpoint);
@@ -267,6 +267,13 @@ fn lower_camel(word: &str) -> String {
 }
 
 /// A dynamic command: `micro SERVICE [HANDLER] [METHOD] [--field=value ...]`.
+/// Method `name` of `debug.Debug` in the built-in descriptors.
+fn debug_method(name: &str) -> Option<MethodDescriptor> {
+    let pool = DescriptorPool::decode(micro_proto::FILE_DESCRIPTOR_SET).ok()?;
+    let service = pool.get_service_by_name("debug.Debug")?;
+    service.methods().find(|m| m.name() == name)
+}
+
 /// The registered service names (none if the registry cannot be read).
 async fn known_services(client: &Client) -> Vec<String> {
     let request = client.request(micro_proto::registry::ListRequest::default());

@@ -16,15 +16,22 @@ pub struct DebugService {
     clock: Arc<dyn Clock>,
     started_ms: u64,
     counters: Arc<Counters>,
+    metrics: crate::Metrics,
 }
 
 impl DebugService {
-    /// A debug service counting the requests of `store`.
-    pub fn new(clock: Arc<dyn Clock>, store: &crate::StoreService) -> Self {
+    /// A debug service counting the requests of `store`, with the node's spans from
+    /// `metrics`.
+    pub fn new(
+        clock: Arc<dyn Clock>,
+        store: &crate::StoreService,
+        metrics: crate::Metrics,
+    ) -> Self {
         Self {
             started_ms: clock.now_ms(),
             clock,
             counters: store.counters(),
+            metrics,
         }
     }
 }
@@ -70,19 +77,18 @@ impl Debug for DebugService {
 
     async fn log(
         &self,
-        _request: Request<pb::LogRequest>,
+        request: Request<pb::LogRequest>,
     ) -> Result<Response<pb::LogResponse>, Status> {
-        Err(Status::unimplemented(
-            "Debug.Log: this node does not record logs for retrieval yet",
-        ))
+        let request = request.into_inner();
+        let records = micro::debug::recent_records(request.count, request.since);
+        Ok(Response::new(pb::LogResponse { records }))
     }
 
     async fn trace(
         &self,
-        _request: Request<pb::TraceRequest>,
+        request: Request<pb::TraceRequest>,
     ) -> Result<Response<pb::TraceResponse>, Status> {
-        Err(Status::unimplemented(
-            "Debug.Trace: this node does not record traces yet",
-        ))
+        let spans = self.metrics.spans(&request.into_inner().id);
+        Ok(Response::new(pb::TraceResponse { spans }))
     }
 }

@@ -107,7 +107,7 @@ where
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let store = StoreService::new(deps.handles.store.clone());
-    let debug = DebugService::new(deps.clock.clone(), &store);
+    let debug = DebugService::new(deps.clock.clone(), &store, deps.metrics.clone());
     let routes = tonic::service::Routes::new(
         StoreServer::new(store)
             .max_decoding_message_size(MESSAGE_LEN_MAX)
