@@ -50,7 +50,26 @@ struct Inner {
     /// and, unlike random ones, the same in every replay of a simulation.
     trace_base: u32,
     next_trace: AtomicU32,
+    /// Where the router's own spans go, once the node sets it.
+    spans: Spans,
 }
+
+/// The sink of the router's spans, once set.
+#[derive(Default)]
+struct Spans(std::sync::OnceLock<SpanSink>);
+
+impl std::fmt::Debug for Spans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Spans(set)"
+        } else {
+            "Spans(unset)"
+        })
+    }
+}
+
+/// Receives a span: trace id, name, start (Unix ms) and duration.
+pub type SpanSink = Arc<dyn Fn(String, String, u64, Duration) + Send + Sync>;
 
 impl Router {
     /// A router for the node whose in-node services register `address`.
@@ -67,6 +86,7 @@ impl Router {
                 next: AtomicUsize::new(0),
                 trace_base,
                 next_trace: AtomicU32::new(0),
+                spans: Spans::default(),
                 timeout: DEFAULT_TIMEOUT,
             }),
         }
@@ -148,8 +168,13 @@ impl Router {
         forwarded
     }
 
+    /// Sends the router's spans (time to route a call and get its first answer's head)
+    /// to `sink`; only the first sink set counts.
+    pub fn record_spans(&self, sink: SpanSink) {
+        let _ = self.inner.spans.0.set(sink);
+    }
+
     async fn route(self, mut call: Call) -> Result<Replies, MicroError> {
-        let name = call.service.clone();
         if !call.metadata.contains_key(TRACE_HEADER) {
             let id = self.inner.next_trace.fetch_add(1, Ordering::Relaxed);
             call.metadata.insert(
@@ -157,6 +182,20 @@ impl Router {
                 format!("{:x}{id:08x}", self.inner.trace_base),
             );
         }
+        let Some(sink) = self.inner.spans.0.get().cloned() else {
+            return self.route_traced(call).await;
+        };
+        let trace = call.metadata.get(TRACE_HEADER).cloned().unwrap_or_default();
+        let name = format!("router {}.{}", call.service, call.endpoint);
+        let began_ms = micro_core::Clock::now_ms(&micro_core::SystemClock);
+        let started = tokio::time::Instant::now();
+        let routed = self.route_traced(call).await;
+        sink(trace, name, began_ms, started.elapsed());
+        routed
+    }
+
+    async fn route_traced(self, call: Call) -> Result<Replies, MicroError> {
+        let name = call.service.clone();
         let local = self.local(&call.namespace, &name);
         if call.metadata.contains_key(ROUTED_HEADER) {
             return match local {

@@ -242,13 +242,36 @@ async fn whoami(client: &Client) -> Result<pb::Account, CliError> {
 }
 
 /// `micro user`: who this CLI acts as, where, and in which namespace.
-pub(super) async fn user(client: &Client) -> Result<(), CliError> {
+pub(super) async fn user(client: &Client, output: Option<Output>) -> Result<(), CliError> {
     let account = whoami(client).await?;
-    println!("user: {}", account.id);
-    println!("issuer: {}", account.issuer);
-    println!("scopes: {}", account.scopes.join(","));
-    println!("namespace: {}", client.namespace());
-    println!("proxy: {}", client.proxy());
+    let fields = [
+        ("user", account.id),
+        ("issuer", account.issuer),
+        ("scopes", account.scopes.join(",")),
+        ("namespace", client.namespace().to_string()),
+        ("proxy", client.proxy().to_owned()),
+    ];
+    match output {
+        None => {
+            for (name, value) in fields {
+                println!("{name}: {value}");
+            }
+        }
+        Some(Output::Json) => {
+            let object: serde_json::Map<String, serde_json::Value> = fields
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), serde_json::Value::String(v)))
+                .collect();
+            println!("{}", serde_json::Value::Object(object));
+        }
+        Some(Output::Table) => {
+            let rows = fields
+                .into_iter()
+                .map(|(k, v)| vec![k.to_owned(), v])
+                .collect();
+            print_table(&["FIELD", "VALUE"], rows);
+        }
+    }
     Ok(())
 }
 

@@ -18,6 +18,10 @@ pub enum ConfigCommand {
         /// Show secret values instead of "[secret]"
         #[arg(long, short)]
         secret: bool,
+        /// Output format [default: the value, pretty JSON for objects]: `json` prints
+        /// it as compact JSON, `table` one PATH VALUE row per leaf
+        #[arg(long, short = 'o')]
+        output: Option<crate::commands::output::Output>,
     },
     /// Set PATH to VALUE (JSON if it parses, else a string); objects merge
     #[command(
@@ -56,10 +60,14 @@ pub(super) async fn run(client: &Client, command: ConfigCommand) -> Result<(), C
     let mut config = ConfigClient::new(client.channel());
     let namespace = client.namespace().to_string();
     match command {
-        ConfigCommand::Get { path, secret } => {
+        ConfigCommand::Get {
+            path,
+            secret,
+            output,
+        } => {
             let request = pb::GetRequest {
                 namespace,
-                path,
+                path: path.clone(),
                 options: Some(pb::Options { secret }),
             };
             let reply = config
@@ -67,6 +75,10 @@ pub(super) async fn run(client: &Client, command: ConfigCommand) -> Result<(), C
                 .await
                 .map_err(|s| client.error(&s))?;
             let data = reply.into_inner().value.unwrap_or_default().data;
+            if let Some(output) = output {
+                print_value(&path, &data, output);
+                return Ok(());
+            }
             match serde_json::from_str::<serde_json::Value>(&data) {
                 Ok(serde_json::Value::String(text)) => println!("{text}"),
                 Ok(json @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
@@ -103,6 +115,36 @@ pub(super) async fn run(client: &Client, command: ConfigCommand) -> Result<(), C
         }
     }
     Ok(())
+}
+
+/// A config value as compact JSON, or as one `PATH VALUE` row per leaf.
+fn print_value(path: &str, data: &str, output: crate::commands::output::Output) {
+    let value = serde_json::from_str::<serde_json::Value>(data)
+        .unwrap_or_else(|_| serde_json::Value::String(data.to_owned()));
+    if output == crate::commands::output::Output::Json {
+        println!("{value}");
+        return;
+    }
+    let mut rows = Vec::new();
+    leaves(path, &value, &mut rows);
+    crate::commands::output::print_table(&["PATH", "VALUE"], rows);
+}
+
+fn leaves(path: &str, value: &serde_json::Value, rows: &mut Vec<Vec<String>>) {
+    match value {
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            for (key, child) in map {
+                let child_path = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                leaves(&child_path, child, rows);
+            }
+        }
+        serde_json::Value::String(text) => rows.push(vec![path.to_owned(), text.clone()]),
+        other => rows.push(vec![path.to_owned(), other.to_string()]),
+    }
 }
 
 #[cfg(test)]

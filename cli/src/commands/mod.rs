@@ -144,6 +144,9 @@ pub enum Command {
         /// What to show or change
         #[command(subcommand)]
         command: Option<auth::UserCommand>,
+        /// Output format of the account [default: `field: value` lines]
+        #[arg(long, short = 'o')]
+        output: Option<output::Output>,
     },
     /// Manage accounts and access rules
     #[command(subcommand, after_help = "Example:\n  micro auth list accounts")]
@@ -340,9 +343,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         // A login must not depend on an earlier one (stale, or of a cluster since gone).
         Command::Login(args) => auth::login(&connect_anonymous().await?, args).await,
         Command::Logout => auth::logout(&connect().await?),
-        Command::User { command: None } => auth::user(&connect().await?).await,
+        Command::User {
+            command: None,
+            output,
+        } => auth::user(&connect().await?, output).await,
         Command::User {
             command: Some(command),
+            ..
         } => auth::user_command(&connect().await?, command).await,
         Command::Auth(command) => auth::auth(&connect().await?, command).await,
     }

@@ -138,13 +138,7 @@ pub async fn start_node<L: Listen>(
     let raft = RaftNode::start(raft_config, deps.kv, deps.clock.clone(), deps.connector)
         .await
         .map_err(|e| fail("raft", &e))?;
-    let (stop, stopped) = watch::channel(false);
-    let mut servers = Vec::new();
-    let peer_incoming = incoming(deps.peer_listener);
-    servers.push(spawn_server(
-        "peer",
-        micro_cluster::serve_peer(peer_incoming, raft.clone(), wait_stop(stopped.clone())),
-    ));
+    let (stop, stopped, mut servers) = serve_peer_port(deps.peer_listener, &raft);
     raft.bootstrap().await.map_err(|e| fail("raft", &e))?;
     let replicator: Arc<dyn micro_core::replicator::Replicator> = Arc::new(raft.clone());
     let (supervisor, handles) = NodeSupervisor::start(replicator.clone())
@@ -163,8 +157,14 @@ pub async fn start_node<L: Listen>(
         .then(|| micro_actors::AuthHandle::new(replicator.clone(), deps.clock.clone()));
     let runtime = runtime.with_processes(process_host(config, proxy_advertised, &blobs, &auth)?);
     let metrics = micro_gateway::Metrics::default();
-    let (api_state, bootstrap) = api_state(config, &router, &registry, auth.as_ref(), &replicator);
-    let api_state = observed(api_state, &metrics, &replicator, config.node_id, api_addr);
+    let (api_state, bootstrap) = api_state(
+        config,
+        &router,
+        &registry,
+        auth.as_ref(),
+        &replicator,
+        (&metrics, api_addr),
+    );
     let proxy_deps = ProxyDeps {
         events,
         blobs,
@@ -200,6 +200,23 @@ pub async fn start_node<L: Listen>(
     })
 }
 
+/// Serves the peer port (Raft and forwarded calls) until the returned sender says stop.
+fn serve_peer_port<L: Listen>(
+    listener: L,
+    raft: &RaftNode,
+) -> (
+    watch::Sender<bool>,
+    watch::Receiver<bool>,
+    Vec<JoinHandle<()>>,
+) {
+    let (stop, stopped) = watch::channel(false);
+    let server = spawn_server(
+        "peer",
+        micro_cluster::serve_peer(incoming(listener), raft.clone(), wait_stop(stopped.clone())),
+    );
+    (stop, stopped, vec![server])
+}
+
 /// Starts the proxy and the API servers.
 fn serve_front<L: Listen>(
     (proxy, api): (L, L),
@@ -219,14 +236,22 @@ fn serve_front<L: Listen>(
     ]
 }
 
-/// The API's state counting into `metrics`, with trace ids unique to this node.
+/// The API's state counting into `metrics` (the router's spans too), with trace ids
+/// unique to this node.
 fn observed(
     state: micro_gateway::ApiState,
     metrics: &micro_gateway::Metrics,
-    replicator: &Arc<dyn micro_core::replicator::Replicator>,
+    (router, replicator): (
+        &micro_actors::Router,
+        &Arc<dyn micro_core::replicator::Replicator>,
+    ),
     node_id: u64,
     api_addr: SocketAddr,
 ) -> micro_gateway::ApiState {
+    let sink = metrics.clone();
+    router.record_spans(Arc::new(move |trace, name, began_ms, elapsed| {
+        sink.span(trace, name, "router", began_ms, elapsed);
+    }));
     let base = (u32::try_from(node_id).unwrap_or(0) << 16) | u32::from(api_addr.port());
     state
         .with_metrics(metrics.clone(), replicator.clone())
@@ -240,11 +265,19 @@ fn api_state(
     registry: &micro_actors::RegistryHandle,
     auth: Option<&micro_actors::AuthHandle>,
     replicator: &Arc<dyn micro_core::replicator::Replicator>,
+    (metrics, api_addr): (&micro_gateway::Metrics, SocketAddr),
 ) -> (micro_gateway::ApiState, Option<JoinHandle<()>>) {
     let state = micro_gateway::ApiState::new(
         Arc::new(router.clone()),
         registry.clone(),
         config.body_limit,
+    );
+    let state = observed(
+        state,
+        metrics,
+        (router, replicator),
+        config.node_id,
+        api_addr,
     );
     let Some(auth) = auth else {
         return (state, None);
