@@ -119,13 +119,20 @@ pub enum StoreCommand {
     List(ListArgs),
     /// List the databases of the namespace, one per line
     #[command(after_help = "Example:\n  micro store databases")]
-    Databases,
+    Databases {
+        /// Output format [default: one per line]
+        #[arg(long, short = 'o')]
+        output: Option<Output>,
+    },
     /// List the tables of a database, one per line
     #[command(after_help = "Example:\n  micro store tables --database micro")]
     Tables {
         /// Database [default: the namespace]
         #[arg(long, default_value = "")]
         database: String,
+        /// Output format [default: one per line]
+        #[arg(long, short = 'o')]
+        output: Option<Output>,
     },
 }
 
@@ -156,8 +163,10 @@ pub(crate) async fn run(client: &Client, command: StoreCommand) -> Result<(), Cl
             Ok(())
         }
         StoreCommand::List(args) => list(client, store, args).await,
-        StoreCommand::Databases => catalogue(client, store, None).await,
-        StoreCommand::Tables { database } => catalogue(client, store, Some(database)).await,
+        StoreCommand::Databases { output } => catalogue(client, store, None, output).await,
+        StoreCommand::Tables { database, output } => {
+            catalogue(client, store, Some(database), output).await
+        }
     }
 }
 
@@ -218,7 +227,13 @@ async fn catalogue(
     client: &Client,
     mut store: Store,
     database: Option<String>,
+    output: Option<Output>,
 ) -> Result<(), CliError> {
+    let header = if database.is_some() {
+        "TABLE"
+    } else {
+        "DATABASE"
+    };
     let names = match database {
         None => {
             let request = client.request(pb::DatabasesRequest {});
@@ -239,7 +254,13 @@ async fn catalogue(
                 .tables
         }
     };
-    print_lines(&names)
+    match output {
+        None => print_lines(&names),
+        Some(_) => {
+            crate::commands::output::print_names(&names, output, header);
+            Ok(())
+        }
+    }
 }
 
 async fn list(client: &Client, mut store: Store, args: ListArgs) -> Result<(), CliError> {
