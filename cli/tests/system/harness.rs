@@ -240,39 +240,9 @@ pub(crate) fn fails(output: &Output, code: i32) -> String {
     err
 }
 
-/// Like [`http`], returning the status and the whole response (headers included).
+/// Sends one HTTP/1.1 request to `addr`; the status and the whole response (headers
+/// included).
 pub(crate) fn http_raw(
-    addr: &str,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the api");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
-}
-
-/// Sends one HTTP/1.1 request to `addr` (as curl would) and returns the status and body.
-pub(crate) fn http(
     addr: &str,
     method: &str,
     path: &str,
@@ -300,7 +270,19 @@ pub(crate) fn http(
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = text
+    (status, text)
+}
+
+/// Sends one HTTP/1.1 request to `addr` (as curl would) and returns the status and body.
+pub(crate) fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let (status, response) = http_raw(addr, method, path, headers, body);
+    let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
