@@ -18,6 +18,7 @@ pub mod environments;
 pub mod exit;
 pub mod node;
 pub mod session;
+pub mod size;
 pub mod source;
 
 pub use builtins::builtins;

@@ -2,6 +2,10 @@
 
 use std::time::Duration;
 
+/// The default [`RaftNodeConfig::disk_reserve`]: 256 MiB, room for RocksDB to flush its
+/// memtables and compact once writes stop.
+pub const DISK_RESERVE_DEFAULT: u64 = 256 << 20;
+
 /// The settings of one Raft member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RaftNodeConfig {
@@ -23,6 +27,10 @@ pub struct RaftNodeConfig {
     /// How many applied entries to keep in the log behind a snapshot (so a briefly
     /// lagging follower catches up from the log rather than a snapshot).
     pub logs_kept_behind_snapshot: u64,
+    /// Bytes that must stay free on the disk under the data: below that, this node (as
+    /// leader) refuses new proposals with `DiskFull` instead of letting the log run into
+    /// "no space left on device", which openraft treats as fatal. 0 turns it off.
+    pub disk_reserve: u64,
     /// Seed of openraft's RNG; `None` draws from the OS.
     pub seed: Option<u64>,
     /// The founding members (id -> peer address, this node included) of a cluster this
@@ -49,6 +57,7 @@ impl RaftNodeConfig {
             tick_interval: Duration::from_millis(200),
             snapshot_logs_since_last: 5_000,
             logs_kept_behind_snapshot: 1_000,
+            disk_reserve: DISK_RESERVE_DEFAULT,
             seed: None,
             peers: std::collections::BTreeMap::new(),
             join: None,

@@ -51,10 +51,11 @@ mod rocks;
 mod runtime;
 mod state_machine;
 mod type_config;
+mod verify;
 
 #[cfg(feature = "inject-bugs")]
 pub use bugs::InjectedBug;
-pub use config::RaftNodeConfig;
+pub use config::{DISK_RESERVE_DEFAULT, RaftNodeConfig};
 pub use error::ClusterError;
 pub use flusher::Flusher;
 pub use log_store::KvLogStore;
@@ -66,3 +67,4 @@ pub use rocks::RocksKvBackend;
 pub use runtime::SeededRuntime;
 pub use state_machine::KvStateMachine;
 pub use type_config::TypeConfig;
+pub use verify::{StorageSummary, verify_storage};

@@ -54,6 +54,11 @@ struct StoredSnapshot {
     data: Vec<u8>,
 }
 
+/// Decodes a snapshot as kept in space `Snapshot`, checking its CRC.
+pub(crate) fn check_stored_snapshot(bytes: &[u8]) -> Result<(), openraft::AnyError> {
+    decode_checked::<StoredSnapshot>(bytes).map(|_| ())
+}
+
 /// The state machine of one node on a [`KvBackend`].
 #[derive(Debug, Clone)]
 pub struct KvStateMachine {

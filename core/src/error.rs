@@ -37,6 +37,8 @@ pub enum Code {
     Unavailable,
     /// 504: an upstream service did not answer in time.
     GatewayTimeout,
+    /// 507: the node's disk is (nearly) full; the write was refused, nothing changed.
+    InsufficientStorage,
 }
 
 impl Code {
@@ -57,12 +59,13 @@ impl Code {
             Self::BadGateway => 502,
             Self::Unavailable => 503,
             Self::GatewayTimeout => 504,
+            Self::InsufficientStorage => 507,
         }
     }
 
     /// The code for a numeric HTTP status; unknown statuses map to the nearest class.
     pub fn from_http_status(status: u16) -> Self {
-        const ALL: [Code; 14] = [
+        const ALL: [Code; 15] = [
             Code::BadRequest,
             Code::Unauthorized,
             Code::Forbidden,
@@ -77,6 +80,7 @@ impl Code {
             Code::BadGateway,
             Code::Unavailable,
             Code::GatewayTimeout,
+            Code::InsufficientStorage,
         ];
         if let Some(code) = ALL.iter().find(|c| c.http_status() == status) {
             return *code;
@@ -105,6 +109,7 @@ impl Code {
             Self::BadGateway => "Bad Gateway",
             Self::Unavailable => "Service Unavailable",
             Self::GatewayTimeout => "Gateway Timeout",
+            Self::InsufficientStorage => "Insufficient Storage",
         }
     }
 }

@@ -44,6 +44,10 @@ pub enum ReplicaError {
     /// The node is shutting down.
     #[error("node is shutting down")]
     ShuttingDown,
+    /// The disk under this node's data is below its reserve: the write was refused
+    /// before it reached the log, so nothing changed. Retry once space is freed.
+    #[error("disk full: {0}")]
+    DiskFull(String),
     /// Storage failed; the node cannot go on.
     #[error("storage failure: {0}")]
     Fatal(String),
@@ -56,6 +60,7 @@ impl HasCode for ReplicaError {
             Self::Rejected(_) => Code::BadRequest,
             Self::Unknown(_) => Code::Timeout,
             Self::Fatal(_) => Code::Internal,
+            Self::DiskFull(_) => Code::InsufficientStorage,
         }
     }
 }

@@ -59,7 +59,7 @@ fn grpc_code(code: Code) -> tonic::Code {
         Code::Timeout | Code::GatewayTimeout => tonic::Code::DeadlineExceeded,
         Code::Conflict => tonic::Code::AlreadyExists,
         Code::PreconditionFailed => tonic::Code::FailedPrecondition,
-        Code::PayloadTooLarge => tonic::Code::ResourceExhausted,
+        Code::PayloadTooLarge | Code::InsufficientStorage => tonic::Code::ResourceExhausted,
         Code::Internal => tonic::Code::Internal,
         Code::BadGateway | Code::Unavailable => tonic::Code::Unavailable,
     }
@@ -97,7 +97,7 @@ mod tests {
 
     #[test]
     fn every_code_survives_the_round_trip() {
-        for http in [400, 401, 403, 404, 408, 409, 412, 413, 500, 501, 503] {
+        for http in [400, 401, 403, 404, 408, 409, 412, 413, 500, 501, 503, 507] {
             let err = MicroError::new("x", Code::from_http_status(http), "d");
             assert_eq!(micro_from_status("x", &status_from_micro(&err)), err);
         }

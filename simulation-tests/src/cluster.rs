@@ -64,6 +64,7 @@ fn node_config(plan: &Plan, id: u64, snapshot_every: u64) -> NodeConfig {
         events_retention: std::time::Duration::from_secs(24 * 3600),
         build_dir: None,
         run_as: None,
+        disk_reserve: 0,
     }
 }
 

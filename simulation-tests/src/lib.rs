@@ -43,7 +43,7 @@ pub mod clock;
 pub mod cluster;
 pub mod eventer;
 pub mod faults;
-pub mod history;
+pub use micro_checkers::history;
 pub mod net;
 pub mod plan;
 pub mod registrar;

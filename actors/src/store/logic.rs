@@ -44,6 +44,7 @@ pub fn replica_error(err: ReplicaError) -> StoreError {
         ReplicaError::Unknown(why) => StoreError::Timeout(why),
         ReplicaError::Rejected(why) => StoreError::Invalid(why),
         ReplicaError::Fatal(why) => StoreError::Internal(why),
+        ReplicaError::DiskFull(why) => StoreError::DiskFull(format!("disk full: {why}")),
     }
 }
 

@@ -37,7 +37,19 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), CliError> {
         node.peer_addr,
         config.data_dir.display()
     );
-    wait_for_signal().await;
+    tokio::select! {
+        () = wait_for_signal() => {}
+        why = node.fatal() => {
+            // Serving on would answer every durable request with an error; stopping lets
+            // a supervisor restart the node on its storage (or an operator see why).
+            tracing::error!(%why, "raft stopped on a fatal error; stopping the node");
+            node.kill().await;
+            return Err(CliError::new(
+                crate::exit::OTHER,
+                format!("node stopped: its storage failed ({why})"),
+            ));
+        }
+    }
     tracing::info!("stopping");
     node.shutdown().await;
     Ok(())

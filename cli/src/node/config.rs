@@ -71,6 +71,11 @@ pub struct NodeArgs {
     /// when the node runs as root]
     #[arg(long, env = "MICRO_RUN_AS")]
     pub run_as: Option<String>,
+    /// Space that must stay free on the data directory's disk, e.g. 256MiB, 1G, 0 (off):
+    /// below it the node refuses writes (507 Insufficient Storage) until space is freed
+    /// [default: 256MiB]
+    #[arg(long, env = "MICRO_DISK_RESERVE", value_parser = crate::size::parse_bytes)]
+    pub disk_reserve: Option<u64>,
     /// How the node logs to stderr: `text` for people, `json` (one object per line)
     /// for log collectors (a flag or MICRO_LOG_FORMAT, not a config file key)
     #[arg(long, env = "MICRO_LOG_FORMAT", value_enum, default_value = "text")]
@@ -124,6 +129,8 @@ pub struct FileConfig {
     pub build_dir: Option<PathBuf>,
     /// See [`NodeArgs::run_as`].
     pub run_as: Option<String>,
+    /// See [`NodeArgs::disk_reserve`] (a size string, as the flag).
+    pub disk_reserve: Option<String>,
 }
 
 /// A secret setting: never printed, even in a debug dump of the configuration.
@@ -187,6 +194,18 @@ pub struct NodeConfig {
     /// The user builds and services run as (`None`: the default, see
     /// [`NodeArgs::run_as`]).
     pub run_as: Option<String>,
+    /// Bytes kept free on the data disk; writes are refused below (0: no check).
+    pub disk_reserve: u64,
+}
+
+/// The disk reserve from the flag, else the file, else 256 MiB.
+fn disk_reserve(flag: Option<u64>, file: Option<String>) -> Result<u64, CliError> {
+    match (flag, file) {
+        (Some(flag), _) => Ok(flag),
+        (None, Some(text)) => crate::size::parse_bytes(&text)
+            .map_err(|e| CliError::usage(format!("disk_reserve: {e}"))),
+        (None, None) => Ok(micro_cluster::DISK_RESERVE_DEFAULT),
+    }
 }
 
 /// The events retention from the flag, else the file, else 24 hours.
@@ -270,6 +289,7 @@ impl NodeConfig {
             events_retention: retention(args.events_retention, file.events_retention)?,
             build_dir: args.build_dir.or(file.build_dir),
             run_as: args.run_as.or(file.run_as),
+            disk_reserve: disk_reserve(args.disk_reserve, file.disk_reserve)?,
             peers,
         };
         if !config.peers.is_empty() && !config.peers.contains_key(&node_id) {

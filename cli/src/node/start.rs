@@ -106,6 +106,9 @@ fn open_rocksdb(config: &NodeConfig) -> Result<Arc<dyn KvBackend>, CliError> {
         )
     })?;
     let kv = micro_cluster::RocksKvBackend::open(dir).map_err(|e| {
+        if e.0.contains("Corruption") {
+            return damaged(dir, &e.0);
+        }
         CliError::new(
             OTHER,
             format!(
@@ -115,7 +118,31 @@ fn open_rocksdb(config: &NodeConfig) -> Result<Arc<dyn KvBackend>, CliError> {
             ),
         )
     })?;
+    let started = tokio::time::Instant::now();
+    let summary = micro_cluster::verify_storage(&kv).map_err(|e| damaged(dir, &e))?;
+    tracing::info!(
+        keys = summary.keys,
+        bytes = summary.bytes,
+        log_entries = summary.log_entries,
+        elapsed_ms = started.elapsed().as_millis(),
+        "data dir verified"
+    );
     Ok(Arc::new(kv))
+}
+
+/// The refusal to start on a damaged data directory, with the way out.
+#[cfg(feature = "rocksdb")]
+fn damaged(dir: &std::path::Path, why: &dyn std::fmt::Display) -> CliError {
+    CliError::new(
+        OTHER,
+        format!(
+            "data dir {} is damaged, so this node will not serve from it: {why}. Move the \
+             directory aside and restore a backup, or, in a cluster, remove this node \
+             (micro cluster remove-node ID) and add it back empty with --join so it copies \
+             the state from the others",
+            dir.display()
+        ),
+    )
 }
 
 #[cfg(not(feature = "rocksdb"))]
@@ -361,6 +388,7 @@ fn raft_config(
     raft_config.standby = config.standby;
     raft_config.snapshot_logs_since_last = config.snapshot_every;
     raft_config.logs_kept_behind_snapshot = config.snapshot_every / 5;
+    raft_config.disk_reserve = config.disk_reserve;
     if let Some(tune) = tune {
         tune(&mut raft_config);
     }
@@ -504,6 +532,12 @@ impl RunningNode {
     /// How this node sees the cluster now: its role, term, leader and log positions.
     pub fn cluster_status(&self) -> micro_core::cluster::ClusterStatus {
         micro_core::replicator::Replicator::status(&self.raft)
+    }
+
+    /// Resolves if the node's Raft stopped on a fatal error (storage failed), with what
+    /// happened; pending while it runs.
+    pub async fn fatal(&self) -> String {
+        self.raft.fatal().await
     }
 
     /// Stops the node at once, as a crash would (no graceful drain of connections).

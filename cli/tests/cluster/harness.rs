@@ -45,6 +45,7 @@ fn config(id: u64, peer_addr: String, peers: BTreeMap<u64, String>) -> NodeConfi
         events_retention: std::time::Duration::from_secs(24 * 3600),
         build_dir: None,
         run_as: None,
+        disk_reserve: 0,
     }
 }
 

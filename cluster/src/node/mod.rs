@@ -155,6 +155,24 @@ impl RaftNode {
             .push(task);
     }
 
+    /// Resolves when Raft stopped on a fatal error (storage failed, say), with what
+    /// happened; never while it runs or after a requested shutdown. A node whose Raft is
+    /// dead can serve nothing durable: its process should stop, so a supervisor restarts
+    /// it on its storage or an operator sees why.
+    pub async fn fatal(&self) -> String {
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            if let Err(fatal) = &metrics.borrow_and_update().running_state
+                && !matches!(fatal, openraft::error::Fatal::Stopped)
+            {
+                return fatal.to_string();
+            }
+            if metrics.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     /// Stops Raft and the node's tasks. Writes acknowledged before are durable.
     pub async fn shutdown(&self) {
         let tasks: Vec<_> = self

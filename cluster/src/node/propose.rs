@@ -127,6 +127,7 @@ impl RaftNode {
                 "leadership is being transferred".to_owned(),
             ));
         }
+        self.check_disk()?;
         self.inner.busy.store(true, Ordering::Relaxed);
         let (reply, answer) = tokio::sync::oneshot::channel();
         let queued = self.inner.proposals.send((command, reply)).await;
@@ -139,6 +140,25 @@ impl RaftNode {
             return Ok(Response::Done);
         }
         answer.await.unwrap_or(Err(ReplicaError::ShuttingDown))
+    }
+
+    /// Refuses to grow the log when the disk under the data is below its reserve. One
+    /// `statvfs` per proposal (about a microsecond), so space freed counts at once.
+    fn check_disk(&self) -> Result<(), ReplicaError> {
+        let reserve = self.inner.config.disk_reserve;
+        if reserve == 0 {
+            return Ok(());
+        }
+        match self.inner.kv.free_space() {
+            Some(free) if free < reserve => Err(ReplicaError::DiskFull(format!(
+                "node {} has {} free on its data disk, below its reserve of {} \
+                 (--disk-reserve); free space there, and writes resume",
+                self.node_id(),
+                mib(free),
+                mib(reserve)
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Proposes `command` through whichever node leads, retrying while there is none.
@@ -260,6 +280,13 @@ impl RaftNode {
                 ReplicaError::NoQuorum(format!("not caught up to the read index {index}: {e}"))
             })
     }
+}
+
+/// `n` bytes in MiB, for messages.
+fn mib(n: u64) -> String {
+    #[allow(clippy::cast_precision_loss)] // a figure for people
+    let value = n as f64 / f64::from(1u32 << 20);
+    format!("{value:.1} MiB")
 }
 
 #[cfg(test)]

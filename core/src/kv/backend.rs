@@ -179,4 +179,10 @@ pub trait KvBackend: Send + Sync + Debug + 'static {
     fn sync_blocks(&self) -> bool {
         false
     }
+
+    /// Bytes free on the disk under the data, for writers that refuse to fill it
+    /// (`None`: not on a disk, or unknown).
+    fn free_space(&self) -> Option<u64> {
+        None
+    }
 }

@@ -27,6 +27,9 @@ pub enum StoreError {
     /// The request did not finish in time; a write may or may not have been applied.
     #[error("store request timed out: {0}")]
     Timeout(String),
+    /// The disk under the leader's data is below its reserve; nothing was written.
+    #[error("store write refused: {0}")]
+    DiskFull(String),
     /// A failure inside the node (storage, a bug).
     #[error("store internal error: {0}")]
     Internal(String),
@@ -41,6 +44,7 @@ impl HasCode for StoreError {
             Self::Unavailable(_) => Code::Unavailable,
             Self::Timeout(_) => Code::Timeout,
             Self::Internal(_) => Code::Internal,
+            Self::DiskFull(_) => Code::InsufficientStorage,
         }
     }
 }

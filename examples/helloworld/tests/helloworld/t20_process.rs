@@ -43,6 +43,7 @@ pub(crate) async fn cluster() -> Vec<RunningNode> {
             events_retention: std::time::Duration::from_secs(3600),
             build_dir: None,
             run_as: None,
+            disk_reserve: 0,
         };
         let deps = NodeDeps {
             kv: Arc::new(micro_core::kv::MemKvBackend::new()),

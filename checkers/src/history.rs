@@ -52,9 +52,9 @@ pub struct Op {
     pub key: String,
     /// What it asked.
     pub kind: OpKind,
-    /// Simulated ms when it was sent.
+    /// When it was sent, in ms since the run began (simulated or real time).
     pub invoke_ms: u64,
-    /// Simulated ms when its answer arrived (for unknown outcomes, when it was given up).
+    /// When its answer arrived, in the same ms (for unknown outcomes, when it was given up).
     pub complete_ms: u64,
     /// How it ended.
     pub outcome: Outcome,
@@ -129,13 +129,12 @@ pub fn of_key<'a>(ops: &'a [Op], key: &'a str) -> impl Iterator<Item = &'a Op> +
     ops.iter().filter(move |op| op.key == key)
 }
 
-/// Builders of hand-written histories for the checkers' tests.
-#[cfg(test)]
-pub(crate) mod fixtures {
+/// Builders of hand-written histories, for the checkers' own tests.
+pub mod fixtures {
     use super::{Op, OpKind, Outcome, ReadValue};
 
     /// An operation of process 1 on key `k0`.
-    pub(crate) fn op(kind: OpKind, at: (u64, u64), outcome: Outcome) -> Op {
+    pub fn op(kind: OpKind, at: (u64, u64), outcome: Outcome) -> Op {
         Op {
             process: 1_000_000,
             key: "k0".to_owned(),
@@ -148,7 +147,7 @@ pub(crate) mod fixtures {
     }
 
     /// An acknowledged write of `value` with a time to live of `ttl_secs`.
-    pub(crate) fn write(value: &str, ttl_secs: u64, at: (u64, u64)) -> Op {
+    pub fn write(value: &str, ttl_secs: u64, at: (u64, u64)) -> Op {
         let kind = OpKind::Write {
             value: value.to_owned(),
             ttl_secs,
@@ -157,7 +156,7 @@ pub(crate) mod fixtures {
     }
 
     /// An acknowledged read that saw `value` (absent if `None`) with `left` seconds to live.
-    pub(crate) fn read(value: Option<&str>, left: u64, at: (u64, u64)) -> Op {
+    pub fn read(value: Option<&str>, left: u64, at: (u64, u64)) -> Op {
         let seen = value.map_or(ReadValue::Absent, |v| ReadValue::Found {
             value: v.to_owned(),
             expiry_secs: left,
