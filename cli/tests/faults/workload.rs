@@ -383,11 +383,14 @@ async fn publisher(mut roaming: Roaming, stop: Arc<AtomicBool>) -> (Vec<String>,
     (acked, failed)
 }
 
-/// The acknowledged unique keys that cannot be read back with their value.
+/// The acknowledged unique keys that cannot be read back with their value. One listing
+/// finds the candidates (tens of thousands of keys in a long run); each is then read on
+/// its own, linearizably, before it counts as lost.
 pub(crate) async fn missing_keys(proxies: &[String], token: &str, keys: &[String]) -> Vec<String> {
+    let listed = list_all(proxies, token, "d").await;
     let mut roaming = Roaming::new(proxies, token, 0);
     let mut missing = Vec::new();
-    for key in keys {
+    for key in keys.iter().filter(|k| !listed.contains(*k)) {
         let mut verdict = None;
         for _ in 0..40 {
             let Some(client) = roaming.get().await else {
@@ -417,6 +420,57 @@ pub(crate) async fn missing_keys(proxies: &[String], token: &str, keys: &[String
     missing
 }
 
+/// Every key starting with `prefix`, listed page by page.
+async fn list_all(proxies: &[String], token: &str, prefix: &str) -> HashSet<String> {
+    use micro_proto::store::{ListOptions, ListRequest};
+    const PAGE: u64 = 50_000;
+    let mut roaming = Roaming::new(proxies, token, 0);
+    let mut keys = HashSet::new();
+    let mut failures = 0;
+    loop {
+        let Some(client) = roaming.get().await else {
+            continue;
+        };
+        let request = client.request(ListRequest {
+            options: Some(ListOptions {
+                prefix: prefix.to_owned(),
+                limit: PAGE,
+                offset: keys.len() as u64,
+                ..ListOptions::default()
+            }),
+        });
+        let mut store = client.store().max_decoding_message_size(64 << 20);
+        match list_page(&mut store, request).await {
+            Ok(page) => {
+                let full = page.len() as u64 == PAGE;
+                keys.extend(page);
+                if !full {
+                    return keys;
+                }
+            }
+            Err(err) => {
+                failures += 1;
+                assert!(failures < 40, "cannot list the store: {err}");
+                roaming.failed();
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+/// One page of a listing (a stream of replies).
+async fn list_page(
+    store: &mut micro_proto::store::store_client::StoreClient<tonic::transport::Channel>,
+    request: tonic::Request<micro_proto::store::ListRequest>,
+) -> Result<Vec<String>, tonic::Status> {
+    let mut replies = store.list(request).await?.into_inner();
+    let mut keys = Vec::new();
+    while let Some(reply) = replies.message().await? {
+        keys.extend(reply.keys);
+    }
+    Ok(keys)
+}
+
 /// The acknowledged events not stored in the topic.
 pub(crate) async fn missing_events(
     proxies: &[String],
@@ -425,15 +479,20 @@ pub(crate) async fn missing_events(
 ) -> Vec<String> {
     use micro_proto::events::ReadRequest as EventsRead;
     use micro_proto::events::store_client::StoreClient;
+    // A read returns at most 10,000 events: page through the topic.
+    const PAGE: u64 = 10_000;
     let mut roaming = Roaming::new(proxies, token, 0);
-    for _ in 0..40 {
+    let mut stored: HashSet<String> = HashSet::new();
+    let mut offset = 0;
+    let mut failures = 0;
+    loop {
         let Some(client) = roaming.get().await else {
             continue;
         };
         let request = client.request(EventsRead {
             topic: TOPIC.to_owned(),
-            limit: 1_000_000,
-            offset: 0,
+            limit: PAGE,
+            offset,
         });
         let reply = StoreClient::new(client.channel())
             .max_decoding_message_size(256 << 20)
@@ -441,23 +500,28 @@ pub(crate) async fn missing_events(
             .await;
         match reply {
             Ok(reply) => {
-                let stored: HashSet<String> = reply
-                    .into_inner()
-                    .events
-                    .into_iter()
-                    .map(|e| String::from_utf8_lossy(&e.payload).into_owned())
-                    .collect();
-                return acked
-                    .iter()
-                    .filter(|p| !stored.contains(&format!("{p:?}")))
-                    .cloned()
-                    .collect();
+                let events = reply.into_inner().events;
+                if events.is_empty() {
+                    break;
+                }
+                offset += events.len() as u64;
+                stored.extend(
+                    events
+                        .into_iter()
+                        .map(|e| String::from_utf8_lossy(&e.payload).into_owned()),
+                );
             }
-            Err(_) => {
+            Err(err) => {
+                failures += 1;
+                assert!(failures < 40, "cannot read topic {TOPIC}: {err}");
                 roaming.failed();
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
     }
-    panic!("cannot read topic {TOPIC}: the cluster does not answer");
+    acked
+        .iter()
+        .filter(|p| !stored.contains(&format!("{p:?}")))
+        .cloned()
+        .collect()
 }
