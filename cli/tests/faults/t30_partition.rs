@@ -14,11 +14,10 @@ use std::time::Duration;
 use micro_checkers::history::{Outcome, ReadValue};
 use micro_cli::client::Client;
 use micro_core::Namespace;
-use micro_proto::store::{Record, WriteRequest};
 use tokio::time::Instant;
 
 use crate::harness::{Cluster, serial};
-use crate::workload::read;
+use crate::workload::{put, read};
 
 /// Whether the tests run as root.
 pub(crate) fn is_root() -> bool {
@@ -124,19 +123,6 @@ async fn connect(proxy: &str, token: &str) -> Client {
         .await
         .unwrap()
         .with_token(Some(token.to_owned()))
-}
-
-async fn put(client: &Client, key: &str, value: &str) -> Result<(), tonic::Status> {
-    let record = Record {
-        key: key.to_owned(),
-        value: value.as_bytes().to_vec(),
-        ..Record::default()
-    };
-    let request = client.request(WriteRequest {
-        record: Some(record),
-        options: None,
-    });
-    client.store().write(request).await.map(|_| ())
 }
 
 #[test]

@@ -239,7 +239,8 @@ impl Load {
     }
 }
 
-async fn write(client: &Client, key: &str, value: &str) -> bool {
+/// Writes `key` = `value`.
+pub(crate) async fn put(client: &Client, key: &str, value: &str) -> Result<(), tonic::Status> {
     let record = Record {
         key: key.to_owned(),
         value: value.as_bytes().to_vec(),
@@ -249,9 +250,15 @@ async fn write(client: &Client, key: &str, value: &str) -> bool {
         record: Some(record),
         options: None,
     });
-    let mut store = client.store();
-    let call = store.write(request);
-    matches!(tokio::time::timeout(CALL_LIMIT, call).await, Ok(Ok(_)))
+    client.store().write(request).await.map(|_| ())
+}
+
+/// Writes `key` = `value` within [`CALL_LIMIT`]; whether it was acknowledged.
+async fn write(client: &Client, key: &str, value: &str) -> bool {
+    matches!(
+        tokio::time::timeout(CALL_LIMIT, put(client, key, value)).await,
+        Ok(Ok(()))
+    )
 }
 
 /// A linearizable read: the value, absent, or unknown (the call failed).
