@@ -10,7 +10,7 @@ use micro_proto::cluster::cluster_client::ClusterClient;
 use micro_proto::registry::registry_client::RegistryClient;
 use micro_proto::runtime::runtime_client::RuntimeClient;
 use micro_proto::store::store_client::StoreClient;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::exit::CliError;
 
@@ -27,24 +27,53 @@ pub struct Client {
     channel: Channel,
     namespace: Namespace,
     token: Option<String>,
+    /// Whether the connection is TLS.
+    secure: bool,
 }
 
 impl Client {
-    /// Connects to the proxy at `proxy` (`host:port`).
+    /// Connects to the proxy at `proxy` (`host:port`), in plaintext.
     pub async fn connect(proxy: &str, namespace: Namespace) -> Result<Self, CliError> {
-        let url = if proxy.contains("://") {
-            proxy.to_owned()
-        } else {
-            format!("http://{proxy}")
+        Self::connect_tls(proxy, namespace, None).await
+    }
+
+    /// Connects to the proxy at `proxy`, over TLS trusting the CA certificate in file
+    /// `ca` when one is given.
+    pub async fn connect_tls(
+        proxy: &str,
+        namespace: Namespace,
+        ca: Option<&std::path::Path>,
+    ) -> Result<Self, CliError> {
+        let tls = match ca {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    CliError::usage(format!("cannot read CA {}: {e}", path.display()))
+                })?;
+                let tls = micro_proto::tls::trust(&pem)
+                    .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
+                Some(tls)
+            }
+            None if proxy.starts_with("https://") => {
+                return Err(CliError::usage(format!(
+                    "{proxy} speaks TLS: give the CA that signed its certificate with \
+                     --proxy-ca FILE (or `micro env add NAME {proxy} --ca FILE`)"
+                )));
+            }
+            None => None,
         };
-        let endpoint = Endpoint::from_shared(url)
+        let secure = tls.is_some();
+        let endpoint = micro_proto::tls::endpoint(proxy, tls)
             .map_err(|e| CliError::usage(format!("invalid proxy address {proxy:?}: {e}")))?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT);
         let channel = endpoint.connect().await.map_err(|e| {
-            let why =
-                std::error::Error::source(&e).map_or_else(|| e.to_string(), ToString::to_string);
-            CliError::unreachable(proxy, &why)
+            let why = error_chain(&e);
+            let hint = if secure {
+                ""
+            } else {
+                " (if the proxy speaks TLS, give its CA with --proxy-ca FILE)"
+            };
+            CliError::unreachable(proxy, &format!("{why}{hint}"))
         })?;
         Ok(Self {
             proxy: proxy.to_owned(),
@@ -52,6 +81,7 @@ impl Client {
             channel,
             namespace,
             token: None,
+            secure,
         })
     }
 
@@ -198,6 +228,27 @@ impl Client {
 
     /// The CLI error a failed call becomes.
     pub fn error(&self, status: &tonic::Status) -> CliError {
-        CliError::from_status(&self.proxy, status)
+        let mut err = CliError::from_status(&self.proxy, status);
+        // A plaintext client cut off by a TLS proxy sees only a closed connection.
+        if err.code == crate::exit::UNREACHABLE && !self.secure {
+            err.message
+                .push_str(" (if the proxy speaks TLS, give its CA with --proxy-ca FILE)");
+        }
+        err
     }
+}
+
+/// An error's causes, `: `-joined (tonic's own message is only "transport error").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let Some(first) = error.source() else {
+        return error.to_string();
+    };
+    let mut text = first.to_string();
+    let mut source = first.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

@@ -33,6 +33,10 @@ pub struct Env {
     /// What it is.
     #[serde(default)]
     pub description: String,
+    /// The CA certificate file the proxy's certificate chains to; with it the CLI
+    /// speaks TLS to the proxy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// `config.json`.
@@ -87,15 +91,22 @@ pub struct Target {
     pub proxy: String,
     /// The environment's name, or the proxy address when `--proxy` chose it.
     pub context: String,
+    /// The CA to trust, for a TLS proxy: `--proxy-ca`, else the environment's.
+    pub ca: Option<std::path::PathBuf>,
 }
 
-/// Resolves `--proxy` and `--env` (flags or their variables) against the stored
-/// configuration.
-pub fn resolve(proxy: Option<&str>, env: Option<&str>) -> Result<Target, CliError> {
+/// Resolves `--proxy`, `--env` and `--proxy-ca` (flags or their variables) against the
+/// stored configuration.
+pub fn resolve(
+    proxy: Option<&str>,
+    env: Option<&str>,
+    ca: Option<&std::path::Path>,
+) -> Result<Target, CliError> {
     if let Some(proxy) = proxy.filter(|p| !p.is_empty()) {
         return Ok(Target {
             proxy: proxy.to_owned(),
             context: proxy.to_owned(),
+            ca: ca.map(std::path::Path::to_path_buf),
         });
     }
     let config = read()?;
@@ -105,9 +116,13 @@ pub fn resolve(proxy: Option<&str>, env: Option<&str>) -> Result<Target, CliErro
         .or(config.env.clone())
         .unwrap_or_else(|| LOCAL.to_owned());
     let proxy = proxy_of(&config, &name)?;
+    let ca = ca
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| config.envs.get(&name).and_then(|e| e.ca.clone()));
     Ok(Target {
         proxy,
         context: name,
+        ca,
     })
 }
 
@@ -136,6 +151,7 @@ pub fn list() -> Result<(String, Vec<(String, Env)>), CliError> {
         Env {
             proxy: LOCAL_PROXY.to_owned(),
             description: "Local running Micro Server".to_owned(),
+            ca: None,
         },
     )];
     all.extend(config.envs);
@@ -157,8 +173,13 @@ fn check_name(name: &str) -> Result<(), CliError> {
 }
 
 /// Adds (or replaces) environment `name` at `proxy` (an address without a port gets
-/// `:443`, as in v3).
-pub fn add(name: &str, proxy: &str, description: &str) -> Result<(), CliError> {
+/// `:443`, as in v3), trusting the CA certificate in file `ca` when one is given.
+pub fn add(
+    name: &str,
+    proxy: &str,
+    description: &str,
+    ca: Option<&std::path::Path>,
+) -> Result<(), CliError> {
     check_name(name)?;
     if name == LOCAL {
         return Err(CliError::usage("`local` is built in and cannot be changed"));
@@ -171,16 +192,28 @@ pub fn add(name: &str, proxy: &str, description: &str) -> Result<(), CliError> {
     } else {
         format!("{proxy}:443")
     };
+    let ca = ca.map(checked_ca).transpose()?;
     update(|config| {
         config.envs.insert(
             name.to_owned(),
             Env {
                 proxy,
                 description: description.to_owned(),
+                ca,
             },
         );
         Ok(())
     })
+}
+
+/// `path` made absolute, once it is known to hold a CA certificate, so the environment
+/// works from any directory.
+fn checked_ca(path: &std::path::Path) -> Result<std::path::PathBuf, CliError> {
+    let pem = std::fs::read(path)
+        .map_err(|e| CliError::usage(format!("--ca {}: {e}", path.display())))?;
+    micro_proto::tls::trust(&pem)
+        .map_err(|e| CliError::usage(format!("--ca {}: {e}", path.display())))?;
+    std::path::absolute(path).map_err(|e| CliError::usage(format!("--ca {}: {e}", path.display())))
 }
 
 /// Makes `name` the current environment.

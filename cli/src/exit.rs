@@ -60,6 +60,17 @@ impl CliError {
         if !carries_micro && status.code() == tonic::Code::Unavailable {
             return Self::unreachable(proxy, status.message());
         }
+        // A call that failed in the transport (the connection closed or reset under it):
+        // tonic gives such statuses their cause; a server's answer has none.
+        if !carries_micro
+            && matches!(
+                status.code(),
+                tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Unavailable
+            )
+            && let Some(source) = std::error::Error::source(status)
+        {
+            return Self::unreachable(proxy, &format!("{}: {source}", status.message()));
+        }
         if !carries_micro && status.code() == tonic::Code::Unimplemented {
             let message = if status.message().is_empty() {
                 "unknown service or method"

@@ -60,7 +60,12 @@ pub use error::ClusterError;
 pub use flusher::Flusher;
 pub use log_store::KvLogStore;
 pub use node::{REQUEST_DEADLINE, RaftNode};
-pub use peer::{PeerClient, PeerConnector, PeerNetwork, PeerService, TcpConnector, serve_peer};
+/// The peer payload codec, for the fuzz targets and property tests only.
+#[doc(hidden)]
+pub use peer::fuzzing;
+pub use peer::{
+    PeerClient, PeerConnector, PeerNetwork, PeerService, TcpConnector, TlsConnector, serve_peer,
+};
 pub use proposal::{Outcomes, Proposal};
 #[cfg(feature = "rocksdb")]
 pub use rocks::RocksKvBackend;

@@ -11,8 +11,12 @@ pub const NAMESPACE: &str = "MICRO_NAMESPACE";
 pub const REGISTER_TTL: &str = "MICRO_REGISTER_TTL";
 /// Re-registration interval in seconds (ours).
 pub const REGISTER_INTERVAL: &str = "MICRO_REGISTER_INTERVAL";
-/// `host:port` of a node's gRPC proxy; required by [`crate::Service::run`].
+/// `host:port` of a node's gRPC proxy (`https://host:port` when it speaks TLS);
+/// required by [`crate::Service::run`].
 pub const PROXY: &str = "MICRO_PROXY";
+/// The CA certificate (PEM text) a TLS proxy's certificate chains to; injected by the
+/// runtime of a node with TLS on.
+pub const PROXY_CA_PEM: &str = "MICRO_PROXY_CA_PEM";
 /// `host:port` a process service listens on (default `127.0.0.1:0`).
 pub const SERVICE_ADDRESS: &str = "MICRO_SERVICE_ADDRESS";
 /// The id of the service's own account (injected by the runtime); with

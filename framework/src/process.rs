@@ -19,8 +19,8 @@ use micro_proto::registry::registry_client::RegistryClient;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tonic::transport::Channel;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Endpoint};
 
 use crate::env;
 use crate::error::{self, Error};
@@ -129,14 +129,26 @@ async fn login(
     }
 }
 
-/// A lazily connected channel to the node proxy at `address` (`host:port`).
+/// A lazily connected channel to the node proxy at `address` (`host:port`, or
+/// `https://host:port`, trusting the CA of [`env::PROXY_CA_PEM`](crate::env::PROXY_CA_PEM)).
 pub(crate) fn proxy_channel(id: &str, address: &str) -> Result<Channel, Error> {
-    let uri = if address.contains("://") {
-        address.to_owned()
+    let tls = if address.starts_with("https://") {
+        let ca = std::env::var(crate::env::PROXY_CA_PEM).map_err(|_| {
+            error::bad_request(
+                id,
+                format!(
+                    "proxy {address} speaks TLS: set {} to its CA certificate (PEM)",
+                    crate::env::PROXY_CA_PEM
+                ),
+            )
+        })?;
+        let tls = micro_proto::tls::trust(ca.as_bytes())
+            .map_err(|e| error::bad_request(id, format!("{}: {e}", crate::env::PROXY_CA_PEM)))?;
+        Some(tls)
     } else {
-        format!("http://{address}")
+        None
     };
-    let endpoint = Endpoint::from_shared(uri)
+    let endpoint = micro_proto::tls::endpoint(address, tls)
         .map_err(|e| error::bad_request(id, format!("invalid proxy address {address:?}: {e}")))?;
     Ok(endpoint.connect_lazy())
 }

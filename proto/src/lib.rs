@@ -22,6 +22,7 @@ mod convert;
 pub mod raw;
 mod registry_convert;
 mod status;
+pub mod tls;
 pub mod transcode;
 
 pub use convert::{
@@ -31,7 +32,9 @@ pub use registry_convert::{
     registrations_from_wire, service_from_wire, service_to_wire, value_from_wire, value_to_wire,
     watch_event_to_wire,
 };
-pub use status::{micro_from_status, status_from_error, status_from_micro};
+pub use status::{
+    bad_protobuf_is_invalid_argument, micro_from_status, status_from_error, status_from_micro,
+};
 
 /// The encoded `FileDescriptorSet` of every `.proto` file of this crate, for reflection
 /// and JSON transcoding.

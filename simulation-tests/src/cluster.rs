@@ -65,6 +65,7 @@ fn node_config(plan: &Plan, id: u64, snapshot_every: u64) -> NodeConfig {
         build_dir: None,
         run_as: None,
         disk_reserve: 0,
+        tls: None,
     }
 }
 

@@ -72,8 +72,12 @@ pub struct HostConfig {
     pub cargo: PathBuf,
     /// The user builds and services run as; `None`: as the node's own user.
     pub run_as: Option<RunAs>,
-    /// The node's proxy address, injected as `MICRO_PROXY`.
+    /// The node's proxy address, injected as `MICRO_PROXY` (`https://...` with TLS).
     pub proxy: String,
+    /// With TLS, the CA certificate (PEM) the proxy's certificate chains to, injected as
+    /// `MICRO_PROXY_CA_PEM` (the text, not a path: a service running as another user
+    /// may not be able to read the node's files).
+    pub proxy_ca: Option<String>,
 }
 
 impl HostConfig {
@@ -89,6 +93,7 @@ impl HostConfig {
             cargo: find_cargo(),
             run_as: None,
             proxy,
+            proxy_ca: None,
         }
     }
 

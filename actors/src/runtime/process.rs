@@ -55,7 +55,7 @@ pub(crate) struct ProcState {
 }
 
 /// Everything needed to launch one instance.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Launch {
     /// The service's log.
     pub(crate) key: LogKey,
@@ -71,6 +71,22 @@ pub(crate) struct Launch {
     pub(crate) host: String,
     /// Its working directory.
     pub(crate) work_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Launch {
+    // The environment carries the service's secret: only its names are shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let env: Vec<&str> = self.env.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("Launch")
+            .field("key", &self.key)
+            .field("index", &self.index)
+            .field("revision", &self.revision)
+            .field("executable", &self.executable)
+            .field("env", &env)
+            .field("host", &self.host)
+            .field("work_dir", &self.work_dir)
+            .finish()
+    }
 }
 
 /// A running supervisor; dropping it does not stop the process: call [`Supervisor::stop`].

@@ -500,6 +500,9 @@ impl RuntimeHandle {
             ("NO_COLOR".to_owned(), "1".to_owned()),
             ("RUST_LOG".to_owned(), "info".to_owned()),
         ];
+        if let Some(ca) = &host.config.proxy_ca {
+            env.push(("MICRO_PROXY_CA_PEM".to_owned(), ca.clone()));
+        }
         if let Some(credentials) = &service.credentials {
             env.push(("MICRO_AUTH_ID".to_owned(), credentials.id.clone()));
             env.push(("MICRO_AUTH_SECRET".to_owned(), credentials.secret.clone()));
@@ -508,6 +511,7 @@ impl RuntimeHandle {
             .inner
             .router
             .address()
+            .trim_start_matches("https://")
             .rsplit_once(':')
             .map_or("127.0.0.1", |(h, _)| h)
             .to_owned();

@@ -26,6 +26,9 @@ pub enum EnvCommand {
         /// What it is
         #[arg(long, default_value = "")]
         description: String,
+        /// The CA certificate (PEM) the proxy's certificate chains to: talk TLS to it
+        #[arg(long)]
+        ca: Option<std::path::PathBuf>,
     },
     /// Make an environment the current one
     #[command(after_help = "Example:\n  micro env set staging")]
@@ -52,7 +55,8 @@ pub(crate) fn run(command: Option<EnvCommand>) -> Result<(), CliError> {
             name,
             proxy,
             description,
-        } => environments::add(&name, &proxy, &description),
+            ca,
+        } => environments::add(&name, &proxy, &description, ca.as_deref()),
         EnvCommand::Set { name } => environments::set(&name),
         EnvCommand::Get => {
             println!("{}", environments::list()?.0);

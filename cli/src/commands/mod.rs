@@ -6,6 +6,7 @@ pub mod bench_call;
 pub mod bench_events;
 mod blob;
 mod broker;
+pub mod certs;
 mod cluster;
 mod config;
 mod env;
@@ -35,6 +36,10 @@ pub struct Cli {
     /// The proxy to talk to (HOST:PORT) [default: the current environment's]
     #[arg(long, global = true, env = "MICRO_PROXY")]
     pub proxy: Option<String>,
+    /// The CA certificate (PEM) a TLS proxy's certificate chains to: talk TLS to the
+    /// proxy [default: the environment's `--ca`]
+    #[arg(long, global = true, env = "MICRO_PROXY_CA")]
+    pub proxy_ca: Option<std::path::PathBuf>,
     /// The environment to talk to, for this command [default: `micro env set`'s, else
     /// local]
     #[arg(long, global = true, env = "MICRO_ENV")]
@@ -50,6 +55,7 @@ pub struct Cli {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing
 pub enum Command {
     /// Run a one-node platform in the foreground
     #[command(after_help = "Example:\n  micro server --data-dir /tmp/micro")]
@@ -166,6 +172,17 @@ pub struct NodeCli {
     /// Node settings
     #[command(flatten)]
     pub node: NodeArgs,
+    /// Instead of running a node: make TLS certificates
+    #[command(subcommand)]
+    pub command: Option<NodeCommand>,
+}
+
+/// What `micro-node` does besides running a node.
+#[derive(Debug, clap::Subcommand)]
+pub enum NodeCommand {
+    /// Make a cluster CA and node certificates for --tls-cert, --tls-key and --tls-ca
+    #[command(subcommand)]
+    Certs(certs::CertsCommand),
 }
 
 /// The commands of `micro` (what a misspelled word is compared with).
@@ -283,12 +300,19 @@ pub fn node_main() -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    finish(rt.block_on(server::run(cli.node)))
+    match cli.command {
+        Some(NodeCommand::Certs(command)) => finish(certs::run(command)),
+        None => finish(rt.block_on(server::run(cli.node))),
+    }
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let connect_anonymous = || async {
-        let target = crate::environments::resolve(cli.proxy.as_deref(), cli.env.as_deref())?;
+        let target = crate::environments::resolve(
+            cli.proxy.as_deref(),
+            cli.env.as_deref(),
+            cli.proxy_ca.as_deref(),
+        )?;
         let name = match &cli.namespace {
             Some(name) => name.clone(),
             None => crate::session::current_namespace(&target.context)?
@@ -296,7 +320,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         };
         let namespace = Namespace::new(name).map_err(|e| CliError::usage(e.to_string()))?;
         Ok::<_, CliError>(
-            Client::connect(&target.proxy, namespace)
+            Client::connect_tls(&target.proxy, namespace, target.ca.as_deref())
                 .await?
                 .with_context(target.context),
         )

@@ -11,6 +11,11 @@ use crate::node::{NodeArgs, NodeConfig, NodeDeps, bind, open_storage, start_node
 pub(crate) async fn run(args: NodeArgs) -> Result<(), CliError> {
     init_tracing(args.log_format);
     let config = NodeConfig::resolve(args)?;
+    // Checked before anything binds, so a wrong file is the one error the user sees.
+    let connector: Arc<dyn micro_cluster::PeerConnector> = match &config.tls {
+        Some(paths) => Arc::new(micro_cluster::TlsConnector::new(paths.load()?.client())),
+        None => Arc::new(micro_cluster::TcpConnector),
+    };
     let proxy_listener = bind("--proxy-addr", &config.proxy_addr).await?;
     let api_listener = bind("--api-addr", &config.api_addr).await?;
     let peer_listener = bind("--peer-addr", &config.peer_addr).await?;
@@ -21,7 +26,7 @@ pub(crate) async fn run(args: NodeArgs) -> Result<(), CliError> {
         proxy_listener,
         api_listener,
         peer_listener,
-        connector: Arc::new(micro_cluster::TcpConnector),
+        connector,
         seed: None,
         tune_raft: None,
         builtins: crate::builtins(),

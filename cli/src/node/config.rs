@@ -76,6 +76,17 @@ pub struct NodeArgs {
     /// [default: 256MiB]
     #[arg(long, env = "MICRO_DISK_RESERVE", value_parser = crate::size::parse_bytes)]
     pub disk_reserve: Option<u64>,
+    /// This node's certificate (PEM), signed by --tls-ca: with --tls-key and --tls-ca,
+    /// the api and proxy speak TLS and the peer port mutual TLS (see `micro-node certs`)
+    #[arg(long, env = "MICRO_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, env = "MICRO_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// The cluster CA's certificate (PEM): only nodes whose certificate it signed may
+    /// reach the peer port, and peers and proxies are verified against it
+    #[arg(long, env = "MICRO_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
     /// How the node logs to stderr: `text` for people, `json` (one object per line)
     /// for log collectors (a flag or MICRO_LOG_FORMAT, not a config file key)
     #[arg(long, env = "MICRO_LOG_FORMAT", value_enum, default_value = "text")]
@@ -131,6 +142,47 @@ pub struct FileConfig {
     pub run_as: Option<String>,
     /// See [`NodeArgs::disk_reserve`] (a size string, as the flag).
     pub disk_reserve: Option<String>,
+    /// See [`NodeArgs::tls_cert`].
+    pub tls_cert: Option<PathBuf>,
+    /// See [`NodeArgs::tls_key`].
+    pub tls_key: Option<PathBuf>,
+    /// See [`NodeArgs::tls_ca`].
+    pub tls_ca: Option<PathBuf>,
+}
+
+/// Where a node's TLS files are (all three or none are given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPaths {
+    /// The node's certificate.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// The cluster CA's certificate.
+    pub ca: PathBuf,
+}
+
+impl TlsPaths {
+    /// The TLS files from the flags, else the file; all three or none.
+    fn resolve(args: &NodeArgs, file: &FileConfig) -> Result<Option<Self>, CliError> {
+        let pick = |flag: &Option<PathBuf>, file: &Option<PathBuf>| flag.clone().or(file.clone());
+        match (
+            pick(&args.tls_cert, &file.tls_cert),
+            pick(&args.tls_key, &file.tls_key),
+            pick(&args.tls_ca, &file.tls_ca),
+        ) {
+            (Some(cert), Some(key), Some(ca)) => Ok(Some(Self { cert, key, ca })),
+            (None, None, None) => Ok(None),
+            _ => Err(CliError::usage(
+                "TLS needs all of --tls-cert, --tls-key and --tls-ca (or none of them)",
+            )),
+        }
+    }
+
+    /// Reads and checks the files.
+    pub fn load(&self) -> Result<micro_proto::tls::TlsConfig, CliError> {
+        micro_proto::tls::TlsConfig::load(&self.cert, &self.key, &self.ca)
+            .map_err(|e| CliError::usage(format!("TLS: {e}")))
+    }
 }
 
 /// A secret setting: never printed, even in a debug dump of the configuration.
@@ -196,6 +248,8 @@ pub struct NodeConfig {
     pub run_as: Option<String>,
     /// Bytes kept free on the data disk; writes are refused below (0: no check).
     pub disk_reserve: u64,
+    /// TLS on every listener (`None`: plaintext).
+    pub tls: Option<TlsPaths>,
 }
 
 /// The disk reserve from the flag, else the file, else 256 MiB.
@@ -240,6 +294,7 @@ impl NodeConfig {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let tls = TlsPaths::resolve(&args, &file)?;
         let node_id = args.node_id.or(file.node_id).unwrap_or(1);
         if node_id == 0 {
             return Err(CliError::usage("--node-id must be at least 1"));
@@ -291,6 +346,7 @@ impl NodeConfig {
             run_as: args.run_as.or(file.run_as),
             disk_reserve: disk_reserve(args.disk_reserve, file.disk_reserve)?,
             peers,
+            tls,
         };
         if !config.peers.is_empty() && !config.peers.contains_key(&node_id) {
             return Err(CliError::usage(format!(

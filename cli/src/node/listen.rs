@@ -148,3 +148,126 @@ impl<L: Listen> axum::serve::Listener for ApiListener<L> {
         self.0.local_addr()
     }
 }
+
+/// How long a client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once; connections beyond are closed at once, so a flood of
+/// idle connections cannot hold a node's memory or tasks.
+const HANDSHAKES_MAX: usize = 1024;
+/// Finished handshakes waiting for the server to take them.
+const READY_MAX: usize = 64;
+
+/// A listener that may speak TLS: plaintext, or TLS through an acceptor (the node's
+/// `--tls-*` files).
+#[derive(Debug)]
+pub enum Secured<L: Listen> {
+    /// Connections as they come.
+    Plain(L),
+    /// Connections after a TLS handshake.
+    Tls(TlsListener<L::Io>),
+}
+
+impl<L: Listen> Secured<L> {
+    /// `listener`, behind TLS when `acceptor` is given; `name` labels its log lines.
+    pub fn new(
+        listener: L,
+        acceptor: Option<tokio_rustls::TlsAcceptor>,
+        name: &'static str,
+    ) -> Self {
+        match acceptor {
+            Some(acceptor) => Self::Tls(TlsListener::new(listener, acceptor, name)),
+            None => Self::Plain(listener),
+        }
+    }
+}
+
+impl<L: Listen> Listen for Secured<L> {
+    type Io = tokio_util::either::Either<L::Io, tokio_rustls::server::TlsStream<L::Io>>;
+
+    async fn accept(&mut self) -> io::Result<Self::Io> {
+        use tokio_util::either::Either;
+        match self {
+            Self::Plain(listener) => listener.accept().await.map(Either::Left),
+            Self::Tls(listener) => listener.accept().await.map(Either::Right),
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Self::Plain(listener) => listener.local_addr(),
+            Self::Tls(listener) => Ok(listener.addr),
+        }
+    }
+}
+
+/// Connections that finished a TLS handshake. Handshakes run in their own tasks, so a
+/// slow or silent client delays nobody else; a background task accepts.
+#[derive(Debug)]
+pub struct TlsListener<Io> {
+    addr: SocketAddr,
+    ready: tokio::sync::mpsc::Receiver<tokio_rustls::server::TlsStream<Io>>,
+}
+
+impl<Io: AsyncRead + AsyncWrite + Unpin + Send + 'static> TlsListener<Io> {
+    fn new<L: Listen<Io = Io>>(
+        listener: L,
+        acceptor: tokio_rustls::TlsAcceptor,
+        name: &'static str,
+    ) -> Self {
+        let addr = listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let (ready, ready_rx) = tokio::sync::mpsc::channel(READY_MAX);
+        tokio::spawn(handshakes(listener, acceptor, ready, name));
+        Self {
+            addr,
+            ready: ready_rx,
+        }
+    }
+
+    async fn accept(&mut self) -> io::Result<tokio_rustls::server::TlsStream<Io>> {
+        self.ready
+            .recv()
+            .await
+            .ok_or_else(|| io::Error::other("the TLS acceptor stopped"))
+    }
+}
+
+/// Accepts connections and runs their handshakes until the listener is dropped.
+async fn handshakes<L: Listen>(
+    mut listener: L,
+    acceptor: tokio_rustls::TlsAcceptor,
+    ready: tokio::sync::mpsc::Sender<tokio_rustls::server::TlsStream<L::Io>>,
+    name: &'static str,
+) {
+    let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_MAX));
+    loop {
+        let io = tokio::select! {
+            io = accept_retrying(&mut listener) => io,
+            () = ready.closed() => return,
+        };
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            tracing::warn!(
+                listener = name,
+                "too many TLS handshakes in progress; closing a connection"
+            );
+            continue;
+        };
+        let (acceptor, ready) = (acceptor.clone(), ready.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                Ok(Ok(stream)) => {
+                    let _ = ready.send(stream).await;
+                }
+                // A refused peer certificate is worth an operator's attention; a client
+                // giving up on the front listeners is not.
+                Ok(Err(err)) if name == "peer" => {
+                    tracing::warn!(listener = name, %err, "TLS handshake refused");
+                }
+                Ok(Err(err)) => tracing::debug!(listener = name, %err, "TLS handshake failed"),
+                Err(_) => tracing::debug!(listener = name, "TLS handshake timed out"),
+            }
+        });
+    }
+}

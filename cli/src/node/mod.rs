@@ -6,7 +6,9 @@ pub mod core_services;
 mod listen;
 mod start;
 
-pub use config::{FileConfig, LogFormat, NodeArgs, NodeConfig, Secret, StorageKind, micro_home};
-pub use listen::{Accepted, ApiListener, Listen, incoming};
+pub use config::{
+    FileConfig, LogFormat, NodeArgs, NodeConfig, Secret, StorageKind, TlsPaths, micro_home,
+};
+pub use listen::{Accepted, ApiListener, Listen, Secured, TlsListener, incoming};
 pub use micro_gateway::BODY_LIMIT_DEFAULT;
 pub use start::{NodeDeps, RunningNode, TuneRaft, bind, open_storage, start_node};

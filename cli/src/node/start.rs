@@ -15,8 +15,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::exit::{CliError, OTHER};
-use crate::node::listen::{ApiListener, Listen, incoming};
-use crate::node::{NodeConfig, StorageKind};
+use crate::node::listen::{ApiListener, Listen, Secured, incoming};
+use crate::node::{NodeConfig, StorageKind, TlsPaths};
+use micro_proto::tls::{TlsConfig, TlsError};
 
 /// How long a graceful shutdown waits for open calls and streams before cutting them.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -159,6 +160,7 @@ pub async fn start_node<L: Listen>(
     deps: NodeDeps<L>,
 ) -> Result<RunningNode, CliError> {
     let fail = |what: &str, e: &dyn std::fmt::Display| CliError::new(OTHER, format!("{what}: {e}"));
+    let deps = secured(config, deps)?;
     let (proxy_addr, api_addr, peer_addr) = addresses(config, &deps)?;
     let raft_config = raft_config(config, &peer_addr, deps.seed, deps.tune_raft);
     let connector = deps.connector.clone();
@@ -171,7 +173,7 @@ pub async fn start_node<L: Listen>(
     let (supervisor, handles) = NodeSupervisor::start(replicator.clone())
         .await
         .map_err(|e| fail("actors", &e))?;
-    let proxy_advertised = advertised(proxy_addr, &peer_addr);
+    let proxy_advertised = proxy_address(config, proxy_addr, &peer_addr);
     let (registry, router, runtime) = services(
         &replicator,
         connector,
@@ -224,6 +226,45 @@ pub async fn start_node<L: Listen>(
         stop,
         servers,
         loops,
+    })
+}
+
+/// `deps` with each listener behind TLS when the configuration names TLS files: the
+/// proxy and the API with the node's certificate, the peer port mutual.
+fn secured<L: Listen>(
+    config: &NodeConfig,
+    deps: NodeDeps<L>,
+) -> Result<NodeDeps<Secured<L>>, CliError> {
+    let tls = config.tls.as_ref().map(TlsPaths::load).transpose()?;
+    let acceptor = |make: fn(&TlsConfig) -> Result<tokio_rustls::TlsAcceptor, TlsError>| {
+        tls.as_ref()
+            .map(make)
+            .transpose()
+            .map_err(|e| CliError::usage(format!("TLS: {e}")))
+    };
+    Ok(NodeDeps {
+        proxy_listener: Secured::new(
+            deps.proxy_listener,
+            acceptor(TlsConfig::front_acceptor)?,
+            "proxy",
+        ),
+        api_listener: Secured::new(
+            deps.api_listener,
+            acceptor(TlsConfig::http_acceptor)?,
+            "api",
+        ),
+        peer_listener: Secured::new(
+            deps.peer_listener,
+            acceptor(TlsConfig::peer_acceptor)?,
+            "peer",
+        ),
+        kv: deps.kv,
+        clock: deps.clock,
+        connector: deps.connector,
+        seed: deps.seed,
+        tune_raft: deps.tune_raft,
+        builtins: deps.builtins,
+        enforce_auth: deps.enforce_auth,
     })
 }
 
@@ -409,7 +450,12 @@ fn services(
     micro_actors::RuntimeHandle,
 ) {
     let registry = micro_actors::RegistryHandle::new(replicator.clone());
-    let dial: micro_gateway::Dial = Arc::new(move |addr: &str| connector.channel(addr));
+    // Nodes' proxies register with `https://` when TLS is on; process services, without.
+    let dial: micro_gateway::Dial =
+        Arc::new(move |addr: &str| match addr.strip_prefix("https://") {
+            Some(secure) => connector.channel(secure),
+            None => connector.plain_channel(addr),
+        });
     let remote = Arc::new(micro_gateway::GrpcRemote::new(dial));
     let router = micro_actors::Router::new(registry.clone(), remote, address);
     let runtime = micro_actors::RuntimeHandle::new(
@@ -478,6 +524,12 @@ fn process_host(
         config.build_dir.clone(),
         proxy,
     );
+    if let Some(tls) = &config.tls {
+        let ca = std::fs::read_to_string(&tls.ca).map_err(|e| {
+            CliError::usage(format!("TLS: cannot read CA {}: {e}", tls.ca.display()))
+        })?;
+        host.proxy_ca = Some(ca);
+    }
     let user = match (&config.run_as, current_uid()) {
         (Some(name), _) => Some(name.as_str()),
         (None, Some(0)) => Some("nobody"),
@@ -499,6 +551,16 @@ fn process_host(
         blobs: blobs.clone(),
         auth: auth.clone(),
     })
+}
+
+/// The proxy's address as this node registers it. With TLS it carries the scheme: every
+/// node's router then dials it (and the services this node runs reach it) over TLS,
+/// while plaintext process services, registered without one, stay plaintext.
+fn proxy_address(config: &NodeConfig, proxy: SocketAddr, peer_addr: &str) -> String {
+    match &config.tls {
+        Some(_) => format!("https://{}", advertised(proxy, peer_addr)),
+        None => advertised(proxy, peer_addr),
+    }
 }
 
 /// The address other nodes reach this node's proxy at: the bound one, unless it is a

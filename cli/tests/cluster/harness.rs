@@ -46,6 +46,7 @@ fn config(id: u64, peer_addr: String, peers: BTreeMap<u64, String>) -> NodeConfi
         build_dir: None,
         run_as: None,
         disk_reserve: 0,
+        tls: None,
     }
 }
 

@@ -44,6 +44,7 @@ pub(crate) async fn cluster() -> Vec<RunningNode> {
             build_dir: None,
             run_as: None,
             disk_reserve: 0,
+            tls: None,
         };
         let deps = NodeDeps {
             kv: Arc::new(micro_core::kv::MemKvBackend::new()),
