@@ -279,6 +279,9 @@ pub enum AuthError {
     /// The cluster could not do it now.
     #[error("{0}")]
     Unavailable(String),
+    /// Too many failed logins for an account: wait before trying again.
+    #[error("{0}")]
+    TooManyAttempts(String),
 }
 
 impl HasCode for AuthError {
@@ -290,6 +293,7 @@ impl HasCode for AuthError {
             Self::Conflict(_) => Code::Conflict,
             Self::NotFound(_) => Code::NotFound,
             Self::Unavailable(_) => Code::Unavailable,
+            Self::TooManyAttempts(_) => Code::TooManyRequests,
         }
     }
 }

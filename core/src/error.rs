@@ -27,6 +27,8 @@ pub enum Code {
     PreconditionFailed,
     /// 413: the request or one of its parts is too large.
     PayloadTooLarge,
+    /// 429: too many attempts (failed logins); retry after the time the detail gives.
+    TooManyRequests,
     /// 500: a bug or an unexpected failure inside the platform.
     Internal,
     /// 501: the method exists in the contract but is not implemented.
@@ -60,12 +62,13 @@ impl Code {
             Self::Unavailable => 503,
             Self::GatewayTimeout => 504,
             Self::InsufficientStorage => 507,
+            Self::TooManyRequests => 429,
         }
     }
 
     /// The code for a numeric HTTP status; unknown statuses map to the nearest class.
     pub fn from_http_status(status: u16) -> Self {
-        const ALL: [Code; 15] = [
+        const ALL: [Code; 16] = [
             Code::BadRequest,
             Code::Unauthorized,
             Code::Forbidden,
@@ -81,6 +84,7 @@ impl Code {
             Code::Unavailable,
             Code::GatewayTimeout,
             Code::InsufficientStorage,
+            Code::TooManyRequests,
         ];
         if let Some(code) = ALL.iter().find(|c| c.http_status() == status) {
             return *code;
@@ -110,6 +114,7 @@ impl Code {
             Self::Unavailable => "Service Unavailable",
             Self::GatewayTimeout => "Gateway Timeout",
             Self::InsufficientStorage => "Insufficient Storage",
+            Self::TooManyRequests => "Too Many Requests",
         }
     }
 }

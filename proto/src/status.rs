@@ -59,7 +59,9 @@ fn grpc_code(code: Code) -> tonic::Code {
         Code::Timeout | Code::GatewayTimeout => tonic::Code::DeadlineExceeded,
         Code::Conflict => tonic::Code::AlreadyExists,
         Code::PreconditionFailed => tonic::Code::FailedPrecondition,
-        Code::PayloadTooLarge | Code::InsufficientStorage => tonic::Code::ResourceExhausted,
+        Code::PayloadTooLarge | Code::InsufficientStorage | Code::TooManyRequests => {
+            tonic::Code::ResourceExhausted
+        }
         Code::Internal => tonic::Code::Internal,
         Code::BadGateway | Code::Unavailable => tonic::Code::Unavailable,
     }
@@ -82,6 +84,32 @@ fn code_of_grpc(code: tonic::Code) -> Code {
     }
 }
 
+/// The start of tonic's message for a request body that is not valid protobuf, as it
+/// appears in `grpc-message` (percent-encoded) and decoded.
+const BAD_PROTOBUF: [&[u8]; 2] = [
+    b"failed%20to%20decode%20Protobuf%20message",
+    b"failed to decode Protobuf message",
+];
+
+/// An axum middleware for gRPC servers: tonic answers a request whose body is not valid
+/// protobuf with `INTERNAL`; this makes it `INVALID_ARGUMENT`, since the caller sent bad
+/// input and the server is fine (Micro's 400, not 500).
+pub async fn bad_protobuf_is_invalid_argument(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let internal = headers.get("grpc-status").is_some_and(|v| v == "13");
+    let undecodable = headers
+        .get("grpc-message")
+        .is_some_and(|m| BAD_PROTOBUF.iter().any(|p| m.as_bytes().starts_with(p)));
+    if internal && undecodable {
+        headers.insert("grpc-status", axum::http::HeaderValue::from_static("3"));
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,7 +125,9 @@ mod tests {
 
     #[test]
     fn every_code_survives_the_round_trip() {
-        for http in [400, 401, 403, 404, 408, 409, 412, 413, 500, 501, 503, 507] {
+        for http in [
+            400, 401, 403, 404, 408, 409, 412, 413, 429, 500, 501, 503, 507,
+        ] {
             let err = MicroError::new("x", Code::from_http_status(http), "d");
             assert_eq!(micro_from_status("x", &status_from_micro(&err)), err);
         }

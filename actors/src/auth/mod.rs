@@ -11,6 +11,7 @@
 //! Rules and accounts are read from the local state on every check, so a rule change or
 //! an account deletion takes effect on a node as soon as the node applies it.
 
+pub mod backoff;
 pub mod crypto;
 
 use std::collections::HashMap;
@@ -102,6 +103,7 @@ pub struct AuthHandle {
     keys: Arc<OnceLock<Keys>>,
     verified: Arc<Mutex<HashMap<String, (Account, u64)>>>,
     hashing: Arc<tokio::sync::Semaphore>,
+    backoff: Arc<backoff::LoginBackoff>,
 }
 
 /// Argon2 computations at once (each takes ~19 MiB and a core for tens of ms): a flood
@@ -147,6 +149,7 @@ impl AuthHandle {
             keys: Arc::default(),
             verified: Arc::default(),
             hashing: Arc::new(tokio::sync::Semaphore::new(HASHING_MAX)),
+            backoff: Arc::default(),
         }
     }
 
@@ -382,6 +385,15 @@ impl AuthHandle {
                 (stored.account, token)
             }
             Credentials::Secret { id, secret } => {
+                let now = self.clock.now_ms();
+                let wait = self.backoff.wait_ms(namespace.as_str(), &id, now);
+                if wait > 0 {
+                    return Err(AuthError::TooManyAttempts(format!(
+                        "too many failed logins for {id:?} in namespace {namespace}: retry in \
+                         {} s",
+                        wait.div_ceil(1000)
+                    )));
+                }
                 let found = self.find_account(namespace, &id)?;
                 // An unknown account costs a hash too, so timing does not tell which exist.
                 let hash = found
@@ -390,7 +402,11 @@ impl AuthHandle {
                 let matches = self
                     .argon(move || Ok(crypto::secret_matches(&secret, &hash)))
                     .await?;
-                let stored = found.filter(|_| matches).ok_or_else(denied)?;
+                let Some(stored) = found.filter(|_| matches) else {
+                    self.backoff.failed(namespace.as_str(), &id, now);
+                    return Err(denied());
+                };
+                self.backoff.succeeded(namespace.as_str(), &id);
                 let refresh = self.grant_refresh(namespace, stored.clone()).await?;
                 (stored.account, refresh)
             }

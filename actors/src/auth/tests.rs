@@ -227,3 +227,43 @@ async fn a_token_carries_the_accounts_current_scopes_not_those_it_was_issued_wit
         Err(AuthError::Conflict(_))
     ));
 }
+
+#[tokio::test]
+async fn repeated_wrong_secrets_make_an_account_wait_even_with_the_right_one() {
+    let (auth, clock) = bootstrapped().await;
+    let ns = Namespace::default();
+    for _ in 0..backoff::FAILURES_FREE {
+        let err = auth
+            .token(&ns, login("admin", "guess"), 60)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), micro_core::Code::Unauthorized, "{err}");
+    }
+    // The sixth failure starts a wait; during it even the right secret is refused, with
+    // 429 and the time left, and without revealing whether it was right.
+    let err = auth
+        .token(&ns, login("admin", "guess"), 60)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), micro_core::Code::Unauthorized);
+    let err = auth
+        .token(&ns, login("admin", "micro"), 60)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), micro_core::Code::TooManyRequests, "{err}");
+    assert!(err.to_string().contains("retry in 1 s"), "{err}");
+    // Unknown accounts are counted the same way.
+    for _ in 0..=backoff::FAILURES_FREE {
+        let _ = auth.token(&ns, login("nobody", "x"), 60).await;
+    }
+    let err = auth.token(&ns, login("nobody", "x"), 60).await.unwrap_err();
+    assert_eq!(err.code(), micro_core::Code::TooManyRequests);
+    // Once the wait is over the right secret works, and it clears the count.
+    clock.advance_ms(1_000);
+    admin_login(&auth).await;
+    let err = auth
+        .token(&ns, login("admin", "guess"), 60)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), micro_core::Code::Unauthorized);
+}

@@ -34,10 +34,21 @@ impl Node {
 
     /// Starts a node with `extra` flags whose log (at `info`) goes to the file `log`.
     pub(crate) fn start_logging_with(data_dir: &Path, log: &Path, extra: &[&str]) -> Self {
+        Self::start_logging_at(data_dir, log, "info", extra)
+    }
+
+    /// Starts a node with `extra` flags whose log at `level` (a `RUST_LOG` filter) goes
+    /// to the file `log`.
+    pub(crate) fn start_logging_at(
+        data_dir: &Path,
+        log: &Path,
+        level: &str,
+        extra: &[&str],
+    ) -> Self {
         let file = std::fs::File::create(log).unwrap();
         let mut flags = vec!["--peer-addr", "127.0.0.1:0"];
         flags.extend_from_slice(extra);
-        Self::spawn(data_dir, &flags, Stdio::from(file), "info")
+        Self::spawn(data_dir, &flags, Stdio::from(file), level)
     }
 
     fn spawn(data_dir: &Path, extra: &[&str], stderr: Stdio, level: &str) -> Self {
@@ -240,6 +251,38 @@ pub(crate) fn fails(output: &Output, code: i32) -> String {
     err
 }
 
+/// The bytes of an HTTP/1.1 request to `addr` that closes the connection after it.
+pub(crate) fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// The status of an HTTP response, and the response as text (0 when there is none).
+pub(crate) fn http_status(response: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
 /// Sends one HTTP/1.1 request to `addr`; the status and the whole response (headers
 /// included).
 pub(crate) fn http_raw(
@@ -251,26 +294,13 @@ pub(crate) fn http_raw(
 ) -> (u16, String) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(addr).expect("connect to the api");
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
+    stream
+        .write_all(&http_request(addr, method, path, headers, body))
+        .unwrap();
     let mut response = Vec::new();
     // The server may close on an oversized body before reading it all: keep what came.
     let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, text)
+    http_status(&response)
 }
 
 /// Sends one HTTP/1.1 request to `addr` (as curl would) and returns the status and body.

@@ -16,6 +16,8 @@ mod t60_auth;
 mod t70_config;
 mod t80_broker;
 mod t90_events;
+mod t92_tls;
+mod t93_limits;
 mod t95_python;
 mod t96_blobs;
 mod t97_runtime;

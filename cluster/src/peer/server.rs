@@ -15,6 +15,10 @@ use tonic::{Request, Response, Status};
 use crate::peer::{PeerCall, payload};
 use crate::{RaftNode, TypeConfig};
 
+/// Calls one connection may have in flight at once: a leader's replication streams,
+/// forwarded writes and reads, with room to spare.
+const STREAMS_PER_CONNECTION_MAX: u32 = 1024;
+
 /// The peer gRPC service of one node.
 #[derive(Debug, Clone)]
 pub struct PeerService {
@@ -40,11 +44,21 @@ where
     IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // Messages are not capped: a batch of log entries has no byte bound in openraft, and
+    // one too large to pass would stop replication for good. With TLS only members reach
+    // this port.
     let service = PeerServer::new(PeerService::new(node))
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX);
+    let routes = tonic::service::Routes::new(service)
+        .prepare()
+        .into_axum_router()
+        .layer(axum::middleware::from_fn(
+            micro_proto::bad_protobuf_is_invalid_argument,
+        ));
     tonic::transport::Server::builder()
-        .add_service(service)
+        .max_concurrent_streams(STREAMS_PER_CONNECTION_MAX)
+        .add_routes(tonic::service::Routes::from(routes))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

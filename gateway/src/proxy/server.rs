@@ -27,6 +27,11 @@ use crate::{
 
 /// The largest gRPC message the proxy accepts or sends (a 1 MiB value plus headroom).
 pub const MESSAGE_LEN_MAX: usize = 4 * 1024 * 1024;
+/// Requests (HTTP/2 streams) one connection may have open at once; more are refused
+/// with REFUSED_STREAM, which clients retry once one finishes.
+pub(crate) const STREAMS_PER_CONNECTION_MAX: u32 = 256;
+/// The largest header block (metadata) of a request.
+pub(crate) const HEADER_LIST_LEN_MAX: u32 = 64 * 1024;
 
 /// What the proxy serves from.
 #[derive(Debug, Clone)]
@@ -158,6 +163,10 @@ where
         .prepare()
         .into_axum_router()
         .fallback_service(router)
+        // Innermost, so the metrics count the corrected status.
+        .layer(axum::middleware::from_fn(
+            micro_proto::bad_protobuf_is_invalid_argument,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             deps.auth,
             crate::proxy::guard::guard,
@@ -168,6 +177,8 @@ where
         ));
     let routes = tonic::service::Routes::from(guarded);
     tonic::transport::Server::builder()
+        .max_concurrent_streams(STREAMS_PER_CONNECTION_MAX)
+        .http2_max_header_list_size(HEADER_LIST_LEN_MAX)
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
