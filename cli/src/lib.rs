@@ -16,10 +16,18 @@ pub mod commands;
 pub mod duration;
 pub mod environments;
 pub mod exit;
+mod flags;
 pub mod node;
 pub mod session;
 pub mod size;
 pub mod source;
+
+/// The decoders of the CLI that take arbitrary input, reachable here for the fuzz
+/// targets (`fuzz/`) and property tests only: not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::flags::{parse_dynamic, request_from_flags};
+}
 
 pub use builtins::builtins;
 pub use commands::{cli_main, node_main};

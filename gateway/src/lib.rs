@@ -21,6 +21,8 @@ mod proxy;
 
 pub use metrics::Metrics;
 
+#[doc(hidden)]
+pub use api::fuzzing;
 pub use api::{
     ApiState, AuthHook, AuthRequest, BODY_LIMIT_DEFAULT, VERSION, api_router, auth_hook,
     error_response, resolve, serve_api,

@@ -21,11 +21,12 @@ use micro_core::service::{CONTENT_JSON, CONTENT_PROTO, Call};
 use micro_core::{Code, MicroError, Namespace};
 use micro_proto::registry as reg;
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MessageDescriptor, MethodDescriptor};
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor};
 
 use crate::client::Client;
 use crate::commands::output::{Output, print_table};
 use crate::exit::{CliError, UNKNOWN_METHOD, UNREACHABLE};
+use crate::flags::{kind_name, parse_dynamic, request_from_flags};
 
 /// How long a call may take unless `--timeout` says otherwise.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -346,36 +347,6 @@ pub(crate) async fn dynamic(client: &Client, args: Vec<String>) -> Result<(), Cl
         .await
 }
 
-/// Splits a dynamic command's arguments into words, `--flag[=| ]value` pairs and
-/// whether help was asked for.
-fn parse_dynamic(rest: &[String]) -> (Vec<String>, Vec<(String, String)>, bool) {
-    let mut words = Vec::new();
-    let mut flags: Vec<(String, String)> = Vec::new();
-    let mut help = false;
-    let mut iter = rest.iter().peekable();
-    while let Some(arg) = iter.next() {
-        if arg == "--help" || arg == "-h" {
-            help = true;
-        } else if let Some(flag) = arg.strip_prefix("--") {
-            match flag.split_once('=') {
-                Some((k, v)) => flags.push((k.to_owned(), v.to_owned())),
-                None => {
-                    let value = match iter.peek() {
-                        Some(next) if !next.starts_with("--") => {
-                            iter.next().cloned().unwrap_or_default()
-                        }
-                        _ => "true".to_owned(),
-                    };
-                    flags.push((flag.to_owned(), value));
-                }
-            }
-        } else {
-            words.push(arg.clone());
-        }
-    }
-    (words, flags, help)
-}
-
 fn print_help(target: &Target, endpoint: Option<&String>) {
     if let Some(endpoint) = endpoint
         && let Ok(Some(method)) = target.method(endpoint)
@@ -399,117 +370,5 @@ fn print_help(target: &Target, endpoint: Option<&String>) {
     for name in target.endpoint_names() {
         let method = name.split_once('.').map_or(name.as_str(), |(_, m)| m);
         println!("  {}", lower_camel(method));
-    }
-}
-
-fn kind_name(field: &prost_reflect::FieldDescriptor) -> String {
-    let base = match field.kind() {
-        Kind::Message(m) => m.name().to_owned(),
-        Kind::Enum(e) => e.name().to_owned(),
-        other => format!("{other:?}").to_ascii_lowercase(),
-    };
-    if field.is_list() {
-        format!("[]{base}")
-    } else {
-        base
-    }
-}
-
-/// Builds the JSON request of a dynamic command from its flags, coercing each value to
-/// its field's type; `--a_b=x` sets field `b` of message field `a`.
-fn request_from_flags(
-    message: &MessageDescriptor,
-    flags: &[(String, String)],
-) -> Result<serde_json::Value, CliError> {
-    let mut root = serde_json::Map::new();
-    for (name, value) in flags {
-        let (path, field) = find_field(message, name).ok_or_else(|| {
-            let known: Vec<String> = message
-                .fields()
-                .map(|f| format!("--{}", f.name()))
-                .collect();
-            CliError::usage(format!(
-                "unknown flag --{name} for {} (flags: {})",
-                message.full_name(),
-                known.join(", ")
-            ))
-        })?;
-        let coerced = coerce(&field, value).ok_or_else(|| {
-            CliError::usage(format!(
-                "--{name}: {value:?} is not a {}",
-                kind_name(&field)
-            ))
-        })?;
-        let mut object = &mut root;
-        for part in &path[..path.len() - 1] {
-            let entry = object
-                .entry(part.clone())
-                .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-            let serde_json::Value::Object(inner) = entry else {
-                return Err(CliError::usage(format!(
-                    "--{name} conflicts with another flag"
-                )));
-            };
-            object = inner;
-        }
-        let last = path[path.len() - 1].clone();
-        match (object.get_mut(&last), coerced) {
-            (Some(serde_json::Value::Array(items)), serde_json::Value::Array(more)) => {
-                items.extend(more)
-            }
-            (_, coerced) => {
-                object.insert(last, coerced);
-            }
-        }
-    }
-    Ok(serde_json::Value::Object(root))
-}
-
-/// The field a flag names: the whole name first, else split at `_` into nested fields.
-fn find_field(
-    message: &MessageDescriptor,
-    name: &str,
-) -> Option<(Vec<String>, prost_reflect::FieldDescriptor)> {
-    if let Some(field) = message.get_field_by_name(name) {
-        return Some((vec![name.to_owned()], field));
-    }
-    let (head, tail) = name.split_once('_')?;
-    let field = message.get_field_by_name(head)?;
-    let Kind::Message(inner) = field.kind() else {
-        return None;
-    };
-    let (mut path, leaf) = find_field(&inner, tail)?;
-    path.insert(0, head.to_owned());
-    Some((path, leaf))
-}
-
-fn coerce(field: &prost_reflect::FieldDescriptor, value: &str) -> Option<serde_json::Value> {
-    let one = |v: &str| -> Option<serde_json::Value> {
-        Some(match field.kind() {
-            Kind::Bool => serde_json::Value::Bool(v.parse().ok()?),
-            Kind::Int32
-            | Kind::Sint32
-            | Kind::Sfixed32
-            | Kind::Int64
-            | Kind::Sint64
-            | Kind::Sfixed64 => {
-                serde_json::json!(v.parse::<i64>().ok()?)
-            }
-            Kind::Uint32 | Kind::Fixed32 | Kind::Uint64 | Kind::Fixed64 => {
-                serde_json::json!(v.parse::<u64>().ok()?)
-            }
-            Kind::Float | Kind::Double => serde_json::json!(v.parse::<f64>().ok()?),
-            Kind::Message(_) => serde_json::from_str(v).ok()?,
-            _ => serde_json::Value::String(v.to_owned()),
-        })
-    };
-    if field.is_list() {
-        value
-            .split(',')
-            .map(one)
-            .collect::<Option<Vec<_>>>()
-            .map(serde_json::Value::Array)
-    } else {
-        one(value)
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a node asks of a peer besides Raft's own RPCs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum PeerCall {
+pub enum PeerCall {
     /// Propose this command (the callee must be the leader).
     Forward(Box<Command>),
     /// The leader's read index.

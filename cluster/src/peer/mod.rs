@@ -15,12 +15,13 @@
 
 mod client;
 mod connector;
+pub mod fuzzing;
 mod messages;
 mod payload;
 mod server;
 
 pub(crate) use client::CallError;
 pub use client::{PeerClient, PeerNetwork};
-pub use connector::{PeerConnector, TcpConnector};
+pub use connector::{PeerConnector, TcpConnector, TlsConnector};
 pub(crate) use messages::PeerCall;
 pub use server::{PeerService, serve_peer};

@@ -355,7 +355,7 @@ async fn call(state: &ApiState, request: Request<Body>) -> Result<Response, Micr
 
 /// The call body of a JSON request: protobuf through the method's descriptors, else the
 /// JSON itself for a service that takes JSON.
-fn encode(
+pub fn encode(
     service: &str,
     method: Option<&MethodDescriptor>,
     json: serde_json::Value,
@@ -436,7 +436,7 @@ fn find_method(
 
 /// The request as JSON: the body (JSON, or a form as a flat map), with the query merged
 /// in; on GET the query alone.
-fn request_json(
+pub fn request_json(
     method: &Method,
     query: Option<&str>,
     headers: &HeaderMap,
@@ -475,8 +475,15 @@ fn request_json(
     Ok(value)
 }
 
+/// The deepest a dotted form or query key nests (`a.b.c` is 3); the parts past it stay in
+/// the last key, dots and all. A key must not nest as deep as the body is long: building,
+/// transcoding and dropping the JSON all recurse per level, and a 200 KB form key of
+/// 100,000 parts overflowed a 2 MiB stack (a tokio worker's): the process aborted.
+/// (serde_json stops JSON bodies at 128 levels for the same reason.)
+const FORM_DEPTH_MAX: usize = 32;
+
 /// A query string or form as a JSON object: repeated keys joined with commas, dotted keys
-/// nested (`a.b=1` -> `{"a":{"b":"1"}}`).
+/// nested (`a.b=1` -> `{"a":{"b":"1"}}`) up to [`FORM_DEPTH_MAX`] levels.
 fn form_json(text: &str) -> serde_json::Map<String, serde_json::Value> {
     let mut flat: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in form_urlencoded::parse(text.as_bytes()) {
@@ -484,7 +491,7 @@ fn form_json(text: &str) -> serde_json::Map<String, serde_json::Value> {
     }
     let mut root = serde_json::Map::new();
     for (key, values) in flat {
-        let parts: Vec<&str> = key.split('.').collect();
+        let parts: Vec<&str> = key.splitn(FORM_DEPTH_MAX, '.').collect();
         insert_path(
             &mut root,
             &parts,

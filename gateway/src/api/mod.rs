@@ -22,6 +22,13 @@ pub use auth::auth_hook;
 pub use call::{ApiState, AuthHook, AuthRequest, BODY_LIMIT_DEFAULT};
 pub use resolve::resolve;
 
+/// The request decoding of the default handler, private to it, reachable here for the
+/// fuzz targets (`fuzz/`) and property tests only: not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use super::call::{encode as encode_request, request_json};
+}
+
 /// The router of the API listener.
 pub fn api_router(state: ApiState) -> Router {
     let metrics = state.metrics.clone();
@@ -63,7 +70,37 @@ pub fn api_router(state: ApiState) -> Router {
         }
         None => router,
     };
-    router.layer(axum::middleware::from_fn(cors))
+    router
+        .layer(axum::middleware::from_fn(header_limit))
+        .layer(axum::middleware::from_fn(cors))
+}
+
+/// The largest header block (names and values) a request may carry, as on the proxy.
+pub(crate) const HEADER_LIST_LEN_MAX: usize = 64 * 1024;
+
+/// Refuses a request whose headers are over [`HEADER_LIST_LEN_MAX`] with `431` (hyper's
+/// own limit is several times larger).
+async fn header_limit(
+    request: axum::http::Request<axum::body::Body>,
+    next: axum::middleware::Next,
+) -> Response {
+    let len: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if len > HEADER_LIST_LEN_MAX {
+        let err = MicroError {
+            id: "api".to_owned(),
+            code: 431,
+            detail: format!(
+                "the request headers are {len} bytes, over the limit of {HEADER_LIST_LEN_MAX}"
+            ),
+            status: "Request Header Fields Too Large".to_owned(),
+        };
+        return error_response(&err);
+    }
+    next.run(request).await
 }
 
 /// Headers every response carries (Micro v3's CORS defaults, but credentials).
