@@ -17,6 +17,9 @@ use crate::peer::{CallError, PeerCall};
 
 /// How long to wait before asking again who leads.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// How long a leader asks again for a read index that a heartbeat round failed to
+/// confirm, before refusing the read.
+const READ_INDEX_RETRY: Duration = Duration::from_secs(1);
 
 /// Ticks skipped in a row because of other writes after which the leader ticks anyway:
 /// ticks also purge what expired (events' retention), which must not wait for a lull.
@@ -211,6 +214,21 @@ impl RaftNode {
     /// The read index on this node, which must lead: every write committed before the
     /// call is at or below it.
     pub(crate) async fn read_index_local(&self) -> Result<u64, ReplicaError> {
+        // One heartbeat round that misses a follower (a starved process, a dropped
+        // connection) fails the check at once; the check has no effect, so it is asked
+        // again for a short while before the read is refused.
+        let retry_until = Instant::now() + READ_INDEX_RETRY;
+        loop {
+            match self.read_index_once().await {
+                Err(ReplicaError::NoQuorum(_)) if Instant::now() < retry_until => {
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn read_index_once(&self) -> Result<u64, ReplicaError> {
         let check = self.inner.raft.ensure_linearizable();
         match tokio::time::timeout(REQUEST_DEADLINE, check).await {
             Ok(Ok(read_log_id)) => Ok(read_log_id.map_or(0, |id| id.index)),
