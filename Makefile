@@ -10,7 +10,7 @@ export ROCKSDB_STATIC := 1
 ## Seeds of the optimized simulation sweep CI runs (seconds each: about half of one).
 SIM_CI_RELEASE_SEEDS ?= 300
 
-.PHONY: test verify fix server bench sim toolchain-access
+.PHONY: test verify fix server bench sim toolchain-access deploy-check test-kube
 
 ## As root, the runtime builds and runs services as `nobody` (README, "Trust"), and
 ## cli/tests/system/t97_runtime.rs builds for real: that user must be able to run the
@@ -24,11 +24,16 @@ test: verify
 
 verify: toolchain-access
 	cargo fmt --all -- --check
+	scripts/check-deploy.sh
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo test --workspace
 	cargo run --release -p micro-simulation-tests --bin sim -- --count $(SIM_CI_RELEASE_SEEDS)
 	cargo run --release -p micro-simulation-tests --bin sim -- --regressions
 	RUSTDOCFLAGS="-D warnings --cfg tokio_unstable" cargo doc --workspace --no-deps
+
+## The deployment files under deploy/: schemas, essentials, systemd-analyze verify.
+deploy-check:
+	scripts/check-deploy.sh
 
 ## Mutating fixes: formatting and machine-applicable lints.
 fix:
@@ -46,3 +51,11 @@ bench:
 ## A long deterministic-simulation sweep in release mode (SIM_SEEDS seeds, default 100).
 sim:
 	cargo run --release -p micro-simulation-tests --bin sim
+
+## The Kubernetes runtime (feature `kubernetes`, docs/KUBERNETES-RUNTIME.md), which the
+## default build leaves out: lints and tests in a target dir of its own, so the default
+## build's artifacts are not rebuilt. No cluster needed: a fake API server answers.
+test-kube:
+	CARGO_TARGET_DIR=target/kube cargo clippy -p micro-actors -p micro-cli --features kubernetes --all-targets -- -D warnings
+	CARGO_TARGET_DIR=target/kube cargo test -p micro-actors --features kubernetes
+	CARGO_TARGET_DIR=target/kube cargo test -p micro-cli --features kubernetes --lib

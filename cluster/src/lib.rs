@@ -64,7 +64,8 @@ pub use node::{REQUEST_DEADLINE, RaftNode};
 #[doc(hidden)]
 pub use peer::fuzzing;
 pub use peer::{
-    PeerClient, PeerConnector, PeerNetwork, PeerService, TcpConnector, TlsConnector, serve_peer,
+    PeerClient, PeerConnector, PeerNetwork, PeerService, TcpConnector, TlsConnector, WIRE_FORMAT,
+    WIRE_FORMAT_MIN, serve_peer,
 };
 pub use proposal::{Outcomes, Proposal};
 #[cfg(feature = "rocksdb")]

@@ -173,6 +173,10 @@ proptest! {
         ],
     ) {
         let crc = crc32fast::hash(&data);
-        let _ = decode_as_the_server_does(&Payload { data, crc });
+        let _ = decode_as_the_server_does(&Payload {
+            data,
+            crc,
+            format: micro_cluster::WIRE_FORMAT,
+        });
     }
 }

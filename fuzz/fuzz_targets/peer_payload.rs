@@ -73,6 +73,7 @@ fuzz_target!(|input: Input<'_>| {
     let payload = Payload {
         data: input.data.to_vec(),
         crc,
+        format: micro_cluster::WIRE_FORMAT,
     };
     let honest = crc == crc32fast::hash(input.data);
     // What the peer server decodes.

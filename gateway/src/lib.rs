@@ -29,10 +29,10 @@ pub use api::{
 };
 
 pub use proxy::{
-    AuthService, BlobStoreService, BrokerService, CONSISTENCY_HEADER, Caller, ClusterService,
-    ConfigService, DebugService, Dial, EXEMPT, EventsStoreService, EventsStreamService, GrpcRemote,
-    LOCAL_LOGS_HEADER, MESSAGE_LEN_MAX, NAMESPACE_HEADER, NetworkService, ProxyDeps,
-    RegistryService, RuntimeService, SourceService, StoreService, WINDOW_HEADER, account_to_wire,
-    bearer, caller_of, consistency_of, consume_options, event_to_wire, identify, namespace_from,
-    namespace_of, serve_proxy,
+    AuthService, BackupService, BlobStoreService, BrokerService, CONSISTENCY_HEADER, Caller,
+    ClusterService, ConfigService, DebugService, Dial, EXEMPT, EventsStoreService,
+    EventsStreamService, GrpcRemote, LOCAL_LOGS_HEADER, MESSAGE_LEN_MAX, NAMESPACE_HEADER,
+    NetworkService, ProxyDeps, RegistryService, RuntimeService, SourceService, StoreService,
+    WINDOW_HEADER, account_to_wire, bearer, caller_of, consistency_of, consume_options,
+    event_to_wire, identify, namespace_from, namespace_of, serve_proxy,
 };

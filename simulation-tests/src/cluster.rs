@@ -66,6 +66,7 @@ fn node_config(plan: &Plan, id: u64, snapshot_every: u64) -> NodeConfig {
         run_as: None,
         disk_reserve: 0,
         tls: None,
+        runtime: micro_cli::node::RuntimeConfig::Local,
     }
 }
 

@@ -15,9 +15,15 @@
 //! the leader, too:           ─> instances of nodes silent for DEAD_AFTER ─> Change::Place
 //! every REGISTER_INTERVAL    ─> renew every registration this node holds
 //! ```
+//!
+//! With the `kubernetes` feature and `RuntimeHandle::with_kubernetes`, uploaded
+//! services are still built as above but run as Kubernetes Deployments instead of
+//! processes (module `kube`, docs/KUBERNETES-RUNTIME.md).
 
 mod build;
 mod host;
+#[cfg(feature = "kubernetes")]
+pub mod kube;
 mod logs;
 mod process;
 mod reconcile;
@@ -112,6 +118,9 @@ struct Inner {
     /// Registrations this node renews: in-node services and the core services.
     /// With when each was last registered successfully (`None`: not yet).
     held: Mutex<BTreeMap<(Namespace, String), Held>>,
+    /// Where uploaded services run when not as processes of this node.
+    #[cfg(feature = "kubernetes")]
+    kube: Option<Arc<kube::KubeRuntime>>,
 }
 
 fn replica_error(err: &micro_core::replicator::ReplicaError) -> MicroError {
@@ -143,14 +152,54 @@ impl RuntimeHandle {
     #[must_use]
     pub fn with_processes(self, host: ProcessHost) -> Self {
         let inner = &self.inner;
-        Self::build(
+        #[cfg_attr(not(feature = "kubernetes"), allow(unused_mut))]
+        let mut new = Self::build(
             inner.replicator.clone(),
             inner.registry.clone(),
             inner.router.clone(),
             inner.builtins.clone(),
             inner.node_id,
             Some(host),
-        )
+        );
+        #[cfg(feature = "kubernetes")]
+        if let Some(kube) = &inner.kube {
+            new = new.with_kubernetes(kube.clone());
+        }
+        new
+    }
+
+    /// The same runtime, running uploaded crates (built as ever) as Kubernetes
+    /// Deployments through `kube` instead of as processes; the loop that does it starts
+    /// with [`RuntimeHandle::spawn`].
+    #[cfg(feature = "kubernetes")]
+    #[must_use]
+    pub fn with_kubernetes(self, kube: Arc<kube::KubeRuntime>) -> Self {
+        let inner = &self.inner;
+        let mut new = Self::build(
+            inner.replicator.clone(),
+            inner.registry.clone(),
+            inner.router.clone(),
+            inner.builtins.clone(),
+            inner.node_id,
+            inner.host.clone(),
+        );
+        Arc::get_mut(&mut new.inner)
+            .expect("a handle just built is not shared yet")
+            .kube = Some(kube);
+        new
+    }
+
+    /// Whether uploaded services run on Kubernetes rather than as processes here.
+    #[cfg(feature = "kubernetes")]
+    fn on_kubernetes(&self) -> bool {
+        self.inner.kube.is_some()
+    }
+
+    /// Whether uploaded services run on Kubernetes (never, in a build without it).
+    #[cfg(not(feature = "kubernetes"))]
+    #[allow(clippy::unused_self)] // the same signature as with the feature
+    fn on_kubernetes(&self) -> bool {
+        false
     }
 
     fn build(
@@ -172,6 +221,8 @@ impl RuntimeHandle {
                 logs: LogBook::default(),
                 local: reconcile::Local::default(),
                 held: Mutex::new(BTreeMap::new()),
+                #[cfg(feature = "kubernetes")]
+                kube: None,
             }),
         }
     }
@@ -578,9 +629,19 @@ impl RuntimeHandle {
             .map_err(|e| replica_error(&e))
     }
 
-    /// Starts the reconciler and renewal loops; they end when the returned tasks are
-    /// aborted.
+    /// Starts the reconciler and renewal loops (and with Kubernetes, its sync loop);
+    /// they end when the returned tasks are aborted.
     pub fn spawn(&self) -> Vec<JoinHandle<()>> {
+        #[cfg_attr(not(feature = "kubernetes"), allow(unused_mut))]
+        let mut loops = self.spawn_local();
+        #[cfg(feature = "kubernetes")]
+        if let Some(kube) = &self.inner.kube {
+            loops.push(self.spawn_kube(kube.clone()));
+        }
+        loops
+    }
+
+    fn spawn_local(&self) -> Vec<JoinHandle<()>> {
         let reconcile = {
             let this = self.clone();
             tokio::spawn(async move {

@@ -107,6 +107,10 @@ impl RuntimeHandle {
                         continue;
                     }
                     self.maybe_build(namespace, service, source).await;
+                    if self.on_kubernetes() {
+                        // Its Deployment runs it (kube/sync.rs), not this node.
+                        continue;
+                    }
                     for index in mine {
                         let key = (
                             namespace.clone(),

@@ -87,6 +87,22 @@ impl Actor for StoreActor {
                     reader.store_databases(&namespace)
                 });
             }
+            StoreMsg::Snapshot {
+                namespace,
+                database,
+                reply,
+            } => {
+                let reader = state.replicator.reader();
+                let barrier = state.replicator.read_barrier();
+                spawn_reply(state, reply, async move {
+                    if let Some(database) = &database {
+                        // The same name checks as every other store request.
+                        resolve(&TableRef::new(namespace.clone(), database.clone(), ""))?;
+                    }
+                    barrier.await.map_err(replica_error)?;
+                    reader.store_snapshot(&namespace, database.as_deref())
+                });
+            }
             StoreMsg::Tables { table, reply } => {
                 let reader = state.replicator.reader();
                 let barrier = state.replicator.read_barrier();

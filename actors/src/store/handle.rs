@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use micro_core::Namespace;
 use micro_core::replicator::Consistency;
-use micro_core::store::{ListQuery, ReadQuery, Record, StoreError};
+use micro_core::store::{ListQuery, ReadQuery, Record, StoreError, TablePath};
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 
@@ -88,6 +88,21 @@ impl StoreHandle {
     pub async fn databases(&self, namespace: Namespace) -> Result<Vec<String>, StoreError> {
         self.call(|reply| StoreMsg::Databases { namespace, reply })
             .await
+    }
+
+    /// Every live record of a namespace (or of one database), with its table, as of one
+    /// linearizable moment: one read barrier, then one scan of the applied state.
+    pub async fn snapshot(
+        &self,
+        namespace: Namespace,
+        database: Option<String>,
+    ) -> Result<Vec<(TablePath, Record)>, StoreError> {
+        self.call(|reply| StoreMsg::Snapshot {
+            namespace,
+            database,
+            reply,
+        })
+        .await
     }
 
     /// The tables of a database that hold records.

@@ -2,7 +2,7 @@
 
 use micro_core::Namespace;
 use micro_core::replicator::Consistency;
-use micro_core::store::{ListQuery, ReadQuery, Record, StoreError};
+use micro_core::store::{ListQuery, ReadQuery, Record, StoreError, TablePath};
 use ractor::RpcReplyPort;
 
 /// A table as a request names it: database and table may be empty (defaults apply).
@@ -90,5 +90,14 @@ pub enum StoreMsg {
         table: TableRef,
         /// The names.
         reply: Reply<Vec<String>>,
+    },
+    /// Every live record of a namespace (or one database), as of one moment.
+    Snapshot {
+        /// The namespace.
+        namespace: Namespace,
+        /// Only this database (`None`: every database).
+        database: Option<String>,
+        /// The records with their tables, in key order.
+        reply: Reply<Vec<(TablePath, Record)>>,
     },
 }

@@ -6,6 +6,7 @@ pub mod bench_call;
 pub mod bench_events;
 mod blob;
 mod broker;
+mod cell;
 pub mod certs;
 mod cluster;
 mod config;
@@ -17,6 +18,7 @@ mod output;
 mod runtime;
 mod server;
 mod services;
+pub mod snapshot;
 mod stats;
 mod store;
 
@@ -157,6 +159,12 @@ pub enum Command {
     /// Manage accounts and access rules
     #[command(subcommand, after_help = "Example:\n  micro auth list accounts")]
     Auth(auth::AuthCommand),
+    /// Fetch a built service through the proxy and run it: what each pod of the
+    /// Kubernetes runtime runs
+    #[command(after_help = "Example (in a pod, with MICRO_PROXY and the service's \
+                            MICRO_AUTH_ID/SECRET set):\n  \
+                            micro cell --build build://greeter:latest#1")]
+    Cell(cell::CellArgs),
     /// Measure throughput and latency through the proxy
     #[command(
         subcommand,
@@ -306,6 +314,20 @@ pub fn node_main() -> ExitCode {
     }
 }
 
+/// `micro completion SHELL`: prints the script.
+fn completion(shell: clap_complete::Shell) -> Result<(), CliError> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "micro", &mut script);
+    // A closed pipe (`| head`) is the reader's choice, not an error.
+    match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::new(crate::exit::OTHER, format!("writing: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), CliError> {
     let connect_anonymous = || async {
         let target = crate::environments::resolve(
@@ -335,6 +357,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Events(command) => events::run(&connect().await?, command).await,
         Command::Blob(command) => blob::run(&connect().await?, command).await,
         Command::Bench(command) => bench::run(command, connect).await,
+        Command::Cell(args) => cell::run((&cli.proxy, &cli.proxy_ca, &cli.namespace), args).await,
         Command::Services(args) => services::services(&connect().await?, args).await,
         Command::Call(args) => services::call(&connect().await?, args, false).await,
         Command::Stream(args) => services::call(&connect().await?, args, true).await,
@@ -347,18 +370,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Network(command) => network::run(&connect().await?, command).await,
         Command::New(args) => new::run(&args),
         Command::Env { command } => env::run(command),
-        Command::Completion { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut command, "micro", &mut script);
-            // A closed pipe (`| head`) is the reader's choice, not an error.
-            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                    Err(CliError::new(crate::exit::OTHER, format!("writing: {e}")))
-                }
-                _ => Ok(()),
-            }
-        }
+        Command::Completion { shell } => completion(shell),
         Command::Dynamic(args) => match connect().await {
             Ok(client) => services::dynamic(&client, args).await,
             // An unreachable proxy says little when the word was a misspelled command.

@@ -134,6 +134,25 @@ pub enum StoreCommand {
         #[arg(long, short = 'o')]
         output: Option<Output>,
     },
+    /// Write every record of the namespace, as of one moment, to a file
+    #[command(
+        after_help = "Examples:\n  micro store snapshot --destination file:///backups/micro.snap\n  micro store snapshot --destination users.snap --database users"
+    )]
+    Snapshot {
+        /// Where to write it: file:///path or a path
+        #[arg(long)]
+        destination: String,
+        /// Only this database [default: every database of the namespace]
+        #[arg(long, default_value = "")]
+        database: String,
+    },
+    /// Write every record of a snapshot file back into the namespace
+    #[command(after_help = "Example:\n  micro store restore --source file:///backups/micro.snap")]
+    Restore {
+        /// The snapshot: file:///path or a path
+        #[arg(long)]
+        source: String,
+    },
 }
 
 pub(crate) async fn run(client: &Client, command: StoreCommand) -> Result<(), CliError> {
@@ -166,6 +185,13 @@ pub(crate) async fn run(client: &Client, command: StoreCommand) -> Result<(), Cl
         StoreCommand::Databases { output } => catalogue(client, store, None, output).await,
         StoreCommand::Tables { database, output } => {
             catalogue(client, store, Some(database), output).await
+        }
+        StoreCommand::Snapshot {
+            destination,
+            database,
+        } => crate::commands::snapshot::snapshot(client, &destination, database).await,
+        StoreCommand::Restore { source } => {
+            crate::commands::snapshot::restore(client, &source).await
         }
     }
 }

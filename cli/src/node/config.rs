@@ -18,6 +18,17 @@ pub enum StorageKind {
     Memory,
 }
 
+/// Where uploaded services run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// As supervised processes of the nodes (the default).
+    #[default]
+    Local,
+    /// As Deployments in a Kubernetes cluster (a build with feature `kubernetes`).
+    Kubernetes,
+}
+
 /// The flags of `micro-node` and `micro server`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct NodeArgs {
@@ -87,6 +98,24 @@ pub struct NodeArgs {
     /// reach the peer port, and peers and proxies are verified against it
     #[arg(long, env = "MICRO_TLS_CA")]
     pub tls_ca: Option<PathBuf>,
+    /// Where uploaded services run: `local` (processes of the nodes) or `kubernetes`
+    /// (Deployments; needs a build with `--features kubernetes`, see
+    /// docs/KUBERNETES-RUNTIME.md) [default: local]
+    #[arg(long, env = "MICRO_RUNTIME", value_enum)]
+    pub runtime: Option<RuntimeKind>,
+    /// With --runtime kubernetes: the image of the services' pods; it must hold
+    /// /usr/local/bin/micro [default: micro-rust/micro:latest]
+    #[arg(long, env = "MICRO_KUBE_IMAGE")]
+    pub kube_image: Option<String>,
+    /// With --runtime kubernetes: the prefix of the Kubernetes namespace of each Micro
+    /// namespace [default: micro-]
+    #[arg(long, env = "MICRO_KUBE_NAMESPACE_PREFIX")]
+    pub kube_namespace_prefix: Option<String>,
+    /// With --runtime kubernetes: the proxy address pods reach the nodes at, injected as
+    /// MICRO_PROXY (e.g. a Service in front of the nodes: micro.micro.svc:8081)
+    /// [default: this node's advertised proxy address]
+    #[arg(long, env = "MICRO_KUBE_PROXY")]
+    pub kube_proxy: Option<String>,
     /// How the node logs to stderr: `text` for people, `json` (one object per line)
     /// for log collectors (a flag or MICRO_LOG_FORMAT, not a config file key)
     #[arg(long, env = "MICRO_LOG_FORMAT", value_enum, default_value = "text")]
@@ -148,6 +177,14 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     /// See [`NodeArgs::tls_ca`].
     pub tls_ca: Option<PathBuf>,
+    /// See [`NodeArgs::runtime`].
+    pub runtime: Option<RuntimeKind>,
+    /// See [`NodeArgs::kube_image`].
+    pub kube_image: Option<String>,
+    /// See [`NodeArgs::kube_namespace_prefix`].
+    pub kube_namespace_prefix: Option<String>,
+    /// See [`NodeArgs::kube_proxy`].
+    pub kube_proxy: Option<String>,
 }
 
 /// Where a node's TLS files are (all three or none are given).
@@ -212,6 +249,70 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// The one-line refusal of `--runtime kubernetes` by a build without the feature.
+pub const NO_KUBERNETES: &str = "--runtime kubernetes: this binary was built without \
+     Kubernetes support; rebuild it with `cargo build --release --features kubernetes`";
+
+/// Where a node runs uploaded services, resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RuntimeConfig {
+    /// As processes of the nodes.
+    #[default]
+    Local,
+    /// As Kubernetes Deployments.
+    Kubernetes(KubeSettings),
+}
+
+/// The settings of `--runtime kubernetes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeSettings {
+    /// The pods' image.
+    pub image: String,
+    /// The prefix of each Kubernetes namespace.
+    pub namespace_prefix: String,
+    /// The proxy address pods use (`None`: the node's advertised one).
+    pub proxy: Option<String>,
+}
+
+impl RuntimeConfig {
+    /// The runtime from the flags, else the file, else local; refused with
+    /// [`NO_KUBERNETES`] when this build cannot run it.
+    fn resolve(args: &NodeArgs, file: &FileConfig) -> Result<Self, CliError> {
+        let kind = args.runtime.or(file.runtime).unwrap_or_default();
+        if kind == RuntimeKind::Local {
+            return Ok(Self::Local);
+        }
+        if !cfg!(feature = "kubernetes") {
+            return Err(CliError::usage(NO_KUBERNETES));
+        }
+        let namespace_prefix = args
+            .kube_namespace_prefix
+            .clone()
+            .or_else(|| file.kube_namespace_prefix.clone())
+            .unwrap_or_else(|| "micro-".to_owned());
+        let valid = namespace_prefix.len() <= 32
+            && namespace_prefix.starts_with(|c: char| c.is_ascii_lowercase())
+            && namespace_prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            return Err(CliError::usage(format!(
+                "--kube-namespace-prefix must be at most 32 of a-z, 0-9 and -, starting with \
+                 a letter, got {namespace_prefix:?}"
+            )));
+        }
+        Ok(Self::Kubernetes(KubeSettings {
+            image: args
+                .kube_image
+                .clone()
+                .or_else(|| file.kube_image.clone())
+                .unwrap_or_else(|| "micro-rust/micro:latest".to_owned()),
+            namespace_prefix,
+            proxy: args.kube_proxy.clone().or_else(|| file.kube_proxy.clone()),
+        }))
+    }
+}
+
 /// A node's resolved configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeConfig {
@@ -250,6 +351,8 @@ pub struct NodeConfig {
     pub disk_reserve: u64,
     /// TLS on every listener (`None`: plaintext).
     pub tls: Option<TlsPaths>,
+    /// Where uploaded services run.
+    pub runtime: RuntimeConfig,
 }
 
 /// The disk reserve from the flag, else the file, else 256 MiB.
@@ -295,6 +398,7 @@ impl NodeConfig {
             None => FileConfig::default(),
         };
         let tls = TlsPaths::resolve(&args, &file)?;
+        let runtime = RuntimeConfig::resolve(&args, &file)?;
         let node_id = args.node_id.or(file.node_id).unwrap_or(1);
         if node_id == 0 {
             return Err(CliError::usage("--node-id must be at least 1"));
@@ -347,6 +451,7 @@ impl NodeConfig {
             disk_reserve: disk_reserve(args.disk_reserve, file.disk_reserve)?,
             peers,
             tls,
+            runtime,
         };
         if !config.peers.is_empty() && !config.peers.contains_key(&node_id) {
             return Err(CliError::usage(format!(
@@ -459,5 +564,34 @@ mod tests {
             ..NodeArgs::default()
         };
         assert!(NodeConfig::resolve(bad).is_err());
+    }
+
+    #[test]
+    fn the_kubernetes_runtime_needs_the_feature() {
+        let local = NodeConfig::resolve(NodeArgs::default()).unwrap();
+        assert_eq!(local.runtime, RuntimeConfig::Local);
+        let kube = NodeArgs {
+            runtime: Some(RuntimeKind::Kubernetes),
+            kube_proxy: Some("micro.micro.svc:8081".into()),
+            ..NodeArgs::default()
+        };
+        let resolved = NodeConfig::resolve(kube.clone());
+        if cfg!(feature = "kubernetes") {
+            let expected = RuntimeConfig::Kubernetes(KubeSettings {
+                image: "micro-rust/micro:latest".into(),
+                namespace_prefix: "micro-".into(),
+                proxy: Some("micro.micro.svc:8081".into()),
+            });
+            assert_eq!(resolved.unwrap().runtime, expected);
+            let bad_prefix = NodeArgs {
+                kube_namespace_prefix: Some("Micro_".into()),
+                ..kube
+            };
+            assert!(NodeConfig::resolve(bad_prefix).is_err());
+        } else {
+            let err = resolved.unwrap_err();
+            assert_eq!(err.message, NO_KUBERNETES);
+            assert!(!err.message.contains('\n'), "one line");
+        }
     }
 }

@@ -7,7 +7,8 @@ mod listen;
 mod start;
 
 pub use config::{
-    FileConfig, LogFormat, NodeArgs, NodeConfig, Secret, StorageKind, TlsPaths, micro_home,
+    FileConfig, KubeSettings, LogFormat, NO_KUBERNETES, NodeArgs, NodeConfig, RuntimeConfig,
+    RuntimeKind, Secret, StorageKind, TlsPaths, micro_home,
 };
 pub use listen::{Accepted, ApiListener, Listen, Secured, TlsListener, incoming};
 pub use micro_gateway::BODY_LIMIT_DEFAULT;

@@ -119,6 +119,15 @@ fn open_rocksdb(config: &NodeConfig) -> Result<Arc<dyn KvBackend>, CliError> {
             ),
         )
     })?;
+    // Before anything is decoded: another release's data is refused by its format, not
+    // misreported as damage (or misread).
+    let format = micro_core::kv::format::check_data_format(&kv).map_err(|e| {
+        CliError::new(
+            OTHER,
+            format!("data dir {} cannot be opened: {}", dir.display(), e.0),
+        )
+    })?;
+    tracing::info!(?format, "data format checked");
     let started = tokio::time::Instant::now();
     let summary = micro_cluster::verify_storage(&kv).map_err(|e| damaged(dir, &e))?;
     tracing::info!(
@@ -184,7 +193,7 @@ pub async fn start_node<L: Listen>(
     let (events, blobs) = data_handles(config, deps.seed, &deps.clock, &replicator);
     let auth = (deps.enforce_auth)
         .then(|| micro_actors::AuthHandle::new(replicator.clone(), deps.clock.clone()));
-    let runtime = runtime.with_processes(process_host(config, proxy_advertised, &blobs, &auth)?);
+    let runtime = hosted(config, runtime, proxy_advertised, (&blobs, &auth)).await?;
     let metrics = micro_gateway::Metrics::default();
     let (api_state, bootstrap) = api_state(
         config,
@@ -551,6 +560,62 @@ fn process_host(
         blobs: blobs.clone(),
         auth: auth.clone(),
     })
+}
+
+/// `runtime` building and running uploaded services: as processes of this node, or
+/// (`--runtime kubernetes`) as Kubernetes Deployments.
+async fn hosted(
+    config: &NodeConfig,
+    runtime: micro_actors::RuntimeHandle,
+    proxy: String,
+    (blobs, auth): (&micro_actors::BlobHandle, &Option<micro_actors::AuthHandle>),
+) -> Result<micro_actors::RuntimeHandle, CliError> {
+    let runtime = runtime.with_processes(process_host(config, proxy.clone(), blobs, auth)?);
+    on_kubernetes(config, runtime, &proxy).await
+}
+
+/// `runtime` running uploaded services as Kubernetes Deployments when the
+/// configuration says so, with kube's standard configuration (in-cluster, else
+/// KUBECONFIG); pods reach the proxy at `--kube-proxy`, else at `proxy`.
+#[cfg(feature = "kubernetes")]
+async fn on_kubernetes(
+    config: &NodeConfig,
+    runtime: micro_actors::RuntimeHandle,
+    proxy: &str,
+) -> Result<micro_actors::RuntimeHandle, CliError> {
+    use micro_actors::runtime::kube::{KubeConfig, KubeRuntime};
+    let crate::node::RuntimeConfig::Kubernetes(settings) = &config.runtime else {
+        return Ok(runtime);
+    };
+    let mut kube = KubeConfig::new(settings.proxy.clone().unwrap_or_else(|| proxy.to_owned()));
+    kube.image.clone_from(&settings.image);
+    kube.namespace_prefix.clone_from(&settings.namespace_prefix);
+    if let Some(tls) = &config.tls {
+        let ca = std::fs::read_to_string(&tls.ca).map_err(|e| {
+            CliError::usage(format!("TLS: cannot read CA {}: {e}", tls.ca.display()))
+        })?;
+        kube.proxy_ca = Some(ca);
+    }
+    let kube = KubeRuntime::infer(kube).await.map_err(CliError::usage)?;
+    tracing::info!(config = ?kube.config(), "uploaded services run on Kubernetes");
+    Ok(runtime.with_kubernetes(Arc::new(kube)))
+}
+
+/// `runtime` as it is: this build has no Kubernetes runtime (a configuration that asks
+/// for it is refused).
+#[cfg(not(feature = "kubernetes"))]
+#[allow(clippy::unused_async)] // the same signature as with the feature
+async fn on_kubernetes(
+    config: &NodeConfig,
+    runtime: micro_actors::RuntimeHandle,
+    _proxy: &str,
+) -> Result<micro_actors::RuntimeHandle, CliError> {
+    match config.runtime {
+        crate::node::RuntimeConfig::Local => Ok(runtime),
+        crate::node::RuntimeConfig::Kubernetes(_) => {
+            Err(CliError::usage(crate::node::NO_KUBERNETES))
+        }
+    }
 }
 
 /// The proxy's address as this node registers it. With TLS it carries the scheme: every

@@ -47,6 +47,7 @@ fn config(id: u64, peer_addr: String, peers: BTreeMap<u64, String>) -> NodeConfi
         run_as: None,
         disk_reserve: 0,
         tls: None,
+        runtime: micro_cli::node::RuntimeConfig::Local,
     }
 }
 

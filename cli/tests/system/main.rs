@@ -7,7 +7,9 @@
 #![allow(clippy::disallowed_methods)]
 
 mod harness;
+mod t05_deploy;
 mod t10_store_cli;
+mod t15_backup;
 mod t20_durability;
 mod t30_grpc_contract;
 mod t40_cluster;

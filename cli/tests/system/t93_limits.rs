@@ -77,6 +77,7 @@ fn payload(data: &[u8], good_crc: bool) -> Vec<u8> {
     let message = micro_proto::peer::Payload {
         data: data.to_vec(),
         crc,
+        format: micro_cluster::WIRE_FORMAT,
     };
     prost::Message::encode_to_vec(&message)
 }

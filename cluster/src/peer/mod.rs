@@ -24,4 +24,5 @@ pub(crate) use client::CallError;
 pub use client::{PeerClient, PeerNetwork};
 pub use connector::{PeerConnector, TcpConnector, TlsConnector};
 pub(crate) use messages::PeerCall;
+pub use payload::{WIRE_FORMAT, WIRE_FORMAT_MIN};
 pub use server::{PeerService, serve_peer};

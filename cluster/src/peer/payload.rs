@@ -1,19 +1,49 @@
-//! Payload encoding with a checksum.
+//! Payload encoding with a checksum and a wire format version.
+//!
+//! Every payload names the format its bytes are in ([`WIRE_FORMAT`]). A node refuses a
+//! format outside `WIRE_FORMAT_MIN..=WIRE_FORMAT` before it decodes anything, so a node
+//! of an incompatible release is told so by name instead of misreading the bincode (a
+//! changed type decodes into garbage, or into a different variant, without an error).
 
 use micro_proto::peer::Payload;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+/// The peer wire format this node writes. Raise it when a peer type's encoding changes
+/// (an openraft upgrade, a field added to a `PeerCall`), and say in the release notes
+/// whether the previous format is still read (`WIRE_FORMAT_MIN`).
+pub const WIRE_FORMAT: u32 = 1;
+/// The oldest peer wire format this node still reads.
+pub const WIRE_FORMAT_MIN: u32 = 1;
 
 /// Encodes `value` into a payload.
 pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Payload, String> {
     let data = bincode::serde::encode_to_vec(value, bincode::config::standard())
         .map_err(|e| format!("encode: {e}"))?;
     let crc = crc32fast::hash(&data);
-    Ok(Payload { data, crc })
+    Ok(Payload {
+        data,
+        crc,
+        format: WIRE_FORMAT,
+    })
 }
 
-/// Decodes a payload, refusing one whose checksum does not match.
+/// Refuses a payload in a wire format this node does not speak. Format 0 is what nodes
+/// from before the field sent: their bytes are format 1.
+pub(crate) fn check_format(payload: &Payload) -> Result<(), String> {
+    let format = payload.format.max(1);
+    if (WIRE_FORMAT_MIN..=WIRE_FORMAT).contains(&format) {
+        return Ok(());
+    }
+    Err(format!(
+        "peer wire format {format} is not one this node speaks ({WIRE_FORMAT_MIN}..={WIRE_FORMAT}): \
+         run the same micro-node release on every member (docs/DEPLOY.md, \"Upgrades\")"
+    ))
+}
+
+/// Decodes a payload, refusing one in an unknown format or whose checksum does not match.
 pub(crate) fn decode<T: DeserializeOwned>(payload: &Payload) -> Result<T, String> {
+    check_format(payload)?;
     let actual = crc32fast::hash(&payload.data);
     if actual != payload.crc {
         return Err(format!(
@@ -72,6 +102,21 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_payload_in_an_unknown_wire_format_is_refused_by_name() {
+        let mut payload = encode(&("hello", 42u64)).unwrap();
+        assert_eq!(payload.format, WIRE_FORMAT);
+        // A node from before the field sends 0: the same bytes, read as format 1.
+        payload.format = 0;
+        assert_eq!(decode::<(String, u64)>(&payload).unwrap().1, 42);
+        payload.format = WIRE_FORMAT + 1;
+        let err = decode::<(String, u64)>(&payload).unwrap_err();
+        assert!(
+            err.contains(&format!("wire format {}", WIRE_FORMAT + 1)) && err.contains("Upgrades"),
+            "{err}"
+        );
+    }
+
     /// Regression (found by the fuzz target `peer_payload`): a length prefix claiming
     /// more than the payload holds is refused before anything is allocated for it; it
     /// was allocated first (`Err(Rejected(<2.2 GB string>))` in 7 bytes; 1 TiB aborted).
@@ -80,6 +125,7 @@ mod tests {
         let honest = |data: Vec<u8>| Payload {
             crc: crc32fast::hash(&data),
             data,
+            format: WIRE_FORMAT,
         };
         // What the fuzzer found: Err (1) of ReplicaError::Rejected (1), a string of
         // 0x840021ff bytes (0xfc: a u32 length follows).

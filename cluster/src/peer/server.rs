@@ -64,7 +64,10 @@ where
 }
 
 fn decode<T: DeserializeOwned>(request: Request<Payload>) -> Result<T, Status> {
-    payload::decode(&request.into_inner()).map_err(Status::invalid_argument)
+    let payload = request.into_inner();
+    // Another release's bytes are not bad input but a member that must be upgraded.
+    payload::check_format(&payload).map_err(Status::failed_precondition)?;
+    payload::decode(&payload).map_err(Status::invalid_argument)
 }
 
 fn encode<T: Serialize>(value: &T) -> Result<Response<Payload>, Status> {

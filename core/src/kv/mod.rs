@@ -12,6 +12,7 @@
 
 mod backend;
 mod batch;
+pub mod format;
 mod mem;
 
 pub use backend::{KeyRange, KvBackend, KvError, ScanOrder, Space};

@@ -49,6 +49,16 @@ pub(crate) fn record_prefix(path: &TablePath) -> Vec<u8> {
     path_bytes(RECORD_TAG, path)
 }
 
+/// The prefix of every record key of a namespace, or of one of its databases.
+pub(crate) fn records_prefix(namespace: &Namespace, database: Option<&str>) -> Vec<u8> {
+    let mut out = vec![RECORD_TAG];
+    push_name(&mut out, namespace.as_str());
+    if let Some(database) = database {
+        push_name(&mut out, database);
+    }
+    out
+}
+
 /// The stored key of record `key` in `path`.
 pub(crate) fn record_key(path: &TablePath, key: &str) -> Vec<u8> {
     let mut out = record_prefix(path);

@@ -6,7 +6,7 @@ use crate::kv::{KeyRange, KvBackend, KvError, ScanOrder, Space};
 use crate::namespace::Namespace;
 use crate::state::apply::read_log_time;
 use crate::state::keys::{
-    StoredRecord, catalogue_prefix, decode, parse_path, record_key, record_prefix,
+    StoredRecord, catalogue_prefix, decode, parse_path, record_key, record_prefix, records_prefix,
 };
 use crate::store::{ListQuery, Order, ReadQuery, Record, StoreError, TablePath};
 
@@ -204,6 +204,47 @@ impl StateReader {
             },
         )?;
         Ok(out)
+    }
+
+    /// Every live record of a namespace (or of one of its databases), with its table,
+    /// from one scan: what one moment of the applied state holds, in key order. Expiry
+    /// is the time left at that moment.
+    pub fn store_snapshot(
+        &self,
+        namespace: &Namespace,
+        database: Option<&str>,
+    ) -> Result<Vec<(TablePath, Record)>, StoreError> {
+        let now = self.log_time_ms().map_err(internal)?;
+        let mut out = Vec::new();
+        let mut corrupt = None;
+        self.kv
+            .scan(
+                Space::Store,
+                &KeyRange::prefix(&records_prefix(namespace, database)),
+                ScanOrder::Asc,
+                &mut |k, v| {
+                    let parsed = parse_path(k).and_then(|(path, key)| {
+                        let key = std::str::from_utf8(key).ok()?.to_owned();
+                        Some((path, key, decode::<StoredRecord>(v)?))
+                    });
+                    let Some((path, key, stored)) = parsed else {
+                        corrupt = Some(k.to_vec());
+                        return false;
+                    };
+                    if let Some(record) = live(&key, stored, now) {
+                        out.push((path, record));
+                    }
+                    true
+                },
+            )
+            .map_err(internal)?;
+        match corrupt {
+            Some(key) => Err(StoreError::Internal(format!(
+                "stored record {} is corrupt",
+                String::from_utf8_lossy(&key)
+            ))),
+            None => Ok(out),
+        }
     }
 
     /// Lists the keys of live records in a table.

@@ -34,4 +34,4 @@ pub use registry::RegistryService;
 pub use remote::{Dial, GrpcRemote};
 pub use runtime::{LOCAL_LOGS_HEADER, RuntimeService, SourceService};
 pub use server::{MESSAGE_LEN_MAX, ProxyDeps, serve_proxy};
-pub use store::StoreService;
+pub use store::{BackupService, StoreService};

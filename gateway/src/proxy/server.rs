@@ -21,8 +21,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::transport::server::Connected;
 
 use crate::{
-    AuthService, BlobStoreService, ClusterService, ConfigService, DebugService, EventsStoreService,
-    EventsStreamService, RegistryService, RuntimeService, SourceService, StoreService,
+    AuthService, BackupService, BlobStoreService, ClusterService, ConfigService, DebugService,
+    EventsStoreService, EventsStreamService, RegistryService, RuntimeService, SourceService,
+    StoreService,
 };
 
 /// The largest gRPC message the proxy accepts or sends (a 1 MiB value plus headroom).
@@ -97,6 +98,31 @@ fn with_runtime(routes: tonic::service::Routes, deps: &ProxyDeps) -> tonic::serv
         )
 }
 
+/// Adds `store.BlobStore`, `store.Backup`, `events.Stream` and `events.Store`.
+fn with_data(routes: tonic::service::Routes, deps: &ProxyDeps) -> tonic::service::Routes {
+    routes
+        .add_service(
+            micro_proto::store::blob_store_server::BlobStoreServer::new(BlobStoreService::new(
+                deps.blobs.clone(),
+            ))
+            .max_decoding_message_size(MESSAGE_LEN_MAX)
+            .max_encoding_message_size(MESSAGE_LEN_MAX),
+        )
+        .add_service(
+            micro_proto::store::backup_server::BackupServer::new(BackupService::new(
+                deps.handles.store.clone(),
+            ))
+            .max_encoding_message_size(MESSAGE_LEN_MAX),
+        )
+        .add_service(EventsStreamService::new(deps.events.clone()))
+        .add_service(
+            micro_proto::events::store_server::StoreServer::new(EventsStoreService::new(
+                deps.events.clone(),
+            ))
+            .max_encoding_message_size(MESSAGE_LEN_MAX),
+        )
+}
+
 /// Serves the proxy on every connection `incoming` yields until `shutdown` resolves.
 ///
 /// Built from a stream of connections rather than an address, so production passes a
@@ -140,21 +166,7 @@ where
             .max_decoding_message_size(MESSAGE_LEN_MAX)
             .max_encoding_message_size(MESSAGE_LEN_MAX),
     );
-    let routes = routes
-        .add_service(
-            micro_proto::store::blob_store_server::BlobStoreServer::new(BlobStoreService::new(
-                deps.blobs.clone(),
-            ))
-            .max_decoding_message_size(MESSAGE_LEN_MAX)
-            .max_encoding_message_size(MESSAGE_LEN_MAX),
-        )
-        .add_service(EventsStreamService::new(deps.events.clone()))
-        .add_service(
-            micro_proto::events::store_server::StoreServer::new(EventsStoreService::new(
-                deps.events.clone(),
-            ))
-            .max_encoding_message_size(MESSAGE_LEN_MAX),
-        );
+    let routes = with_data(routes, &deps);
     let routes = with_auth(routes, deps.auth.as_ref());
     // Every path no core service claims goes through the router as raw bytes.
     let router = micro_proto::raw::router(Arc::new(deps.router));

@@ -252,3 +252,35 @@ fn namespaces_and_tables_are_isolated_and_catalogued() {
     );
     assert_eq!(again, Response::Deleted { existed: false });
 }
+
+#[test]
+fn a_snapshot_holds_every_live_record_of_the_namespace_and_no_other() {
+    let f = Fixture::new();
+    f.put(1_000, &path("a", "", ""), "k1", None);
+    f.put(1_000, &path("a", "db2", "t"), "k2", Some(10));
+    f.put(1_000, &path("a", "db2", "u"), "gone", Some(1));
+    // Namespace "ab" shares a's first byte: the length prefix keeps it out.
+    f.put(1_000, &path("ab", "", ""), "other", None);
+    f.put(1_000, &path("b", "a", "micro"), "other", None);
+    f.run(3_000, Command::Tick);
+    let ns_a = Namespace::new("a").unwrap();
+    let all = f.reader.store_snapshot(&ns_a, None).unwrap();
+    let seen: Vec<_> = all
+        .iter()
+        .map(|(p, r)| {
+            (
+                p.database.as_str(),
+                p.table.as_str(),
+                r.key.as_str(),
+                r.expiry_secs,
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [("a", "micro", "k1", None), ("db2", "t", "k2", Some(8))]
+    );
+    let one = f.reader.store_snapshot(&ns_a, Some("db2")).unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].1.value, b"k2");
+}

@@ -45,6 +45,7 @@ pub(crate) async fn cluster() -> Vec<RunningNode> {
             run_as: None,
             disk_reserve: 0,
             tls: None,
+            runtime: micro_cli::node::RuntimeConfig::Local,
         };
         let deps = NodeDeps {
             kv: Arc::new(micro_core::kv::MemKvBackend::new()),
