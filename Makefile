@@ -56,6 +56,7 @@ sim:
 ## default build leaves out: lints and tests in a target dir of its own, so the default
 ## build's artifacts are not rebuilt. No cluster needed: a fake API server answers.
 test-kube:
-	CARGO_TARGET_DIR=target/kube cargo clippy -p micro-actors -p micro-cli --features kubernetes --all-targets -- -D warnings
-	CARGO_TARGET_DIR=target/kube cargo test -p micro-actors --features kubernetes
+	CARGO_TARGET_DIR=target/kube cargo clippy -p micro-actors --features kubernetes --all-targets -- -D warnings
+	CARGO_TARGET_DIR=target/kube cargo clippy -p micro-cli --features kubernetes --lib --bins -- -D warnings
+	CARGO_TARGET_DIR=target/kube cargo test -p micro-actors --features kubernetes --lib
 	CARGO_TARGET_DIR=target/kube cargo test -p micro-cli --features kubernetes --lib

@@ -173,9 +173,23 @@ pub enum Command {
     Bench(bench::BenchCommand),
 }
 
+/// What `micro-node --version` prints: the release and the formats it reads and writes,
+/// the two numbers an operator compares before a rolling upgrade (docs/DEPLOY.md).
+fn node_version() -> &'static str {
+    static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "{} (data format {}, peer wire format {})",
+            env!("CARGO_PKG_VERSION"),
+            micro_core::kv::format::DATA_FORMAT,
+            micro_cluster::WIRE_FORMAT
+        )
+    });
+    VERSION.as_str()
+}
+
 /// micro-node: one node of a Micro cluster.
 #[derive(Debug, Parser)]
-#[command(name = "micro-node", version, about, long_about = None)]
+#[command(name = "micro-node", version = node_version(), about, long_about = None)]
 pub struct NodeCli {
     /// Node settings
     #[command(flatten)]

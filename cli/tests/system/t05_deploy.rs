@@ -25,3 +25,18 @@ fn the_three_vm_configs_describe_one_tls_cluster() {
     assert_eq!(peer_lists[0].len(), 3);
     assert!(peer_lists.windows(2).all(|w| w[0] == w[1]));
 }
+
+#[test]
+fn the_version_names_the_formats_an_upgrade_must_match() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_micro-node"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let wanted = format!(
+        "(data format {}, peer wire format {})",
+        micro_core::kv::format::DATA_FORMAT,
+        micro_cluster::WIRE_FORMAT
+    );
+    assert!(output.status.success() && text.contains(&wanted), "{text}");
+}

@@ -153,6 +153,21 @@ async fn peer_refuses(peer: &str) {
             let err = raw_call(peer, path, body, &[]).await.unwrap_err();
             assert_eq!(err.code(), tonic::Code::InvalidArgument, "{path}: {err:?}");
         }
+        // A member of a release with another wire format: refused by name, unread.
+        let newer = micro_proto::peer::Payload {
+            data: b"junk".to_vec(),
+            crc: crc32fast::hash(b"junk"),
+            format: micro_cluster::WIRE_FORMAT + 1,
+        };
+        let body = prost::Message::encode_to_vec(&newer);
+        let err = raw_call(peer, path, body, &[]).await.unwrap_err();
+        assert_eq!(
+            err.code(),
+            tonic::Code::FailedPrecondition,
+            "{path}: {err:?}"
+        );
+        let wanted = format!("wire format {}", micro_cluster::WIRE_FORMAT + 1);
+        assert!(err.message().contains(&wanted), "{path}: {err:?}");
     }
 }
 
