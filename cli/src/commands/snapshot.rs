@@ -181,8 +181,9 @@ pub(crate) async fn snapshot(
         .map_err(|e| io_error("cannot write", &partial, &e))?;
     std::fs::rename(&partial, &path).map_err(|e| io_error("cannot write", &path, &e))?;
     println!(
-        "snapshot of namespace {}: {records} records written to {}",
+        "snapshot of namespace {}: {} written to {}",
         header.namespace,
+        count(records),
         path.display()
     );
     Ok(())
@@ -199,7 +200,7 @@ pub(crate) async fn restore(client: &Client, source: &str) -> Result<(), CliErro
             format!("{}: {why}; nothing was restored", path.display()),
         )
     })?;
-    let records = file.entries.len();
+    let records = file.header.records;
     let store = client.store();
     let writes = file.entries.into_iter().map(|entry| {
         let mut store = store.clone();
@@ -226,13 +227,22 @@ pub(crate) async fn restore(client: &Client, source: &str) -> Result<(), CliErro
         written += 1;
     }
     println!(
-        "restored {records} records from {} (namespace {} at {}) into namespace {}",
+        "restored {} from {} (namespace {} at {}) into namespace {}",
+        count(records),
         path.display(),
         file.header.namespace,
         file.header.taken_at,
         client.namespace().as_str()
     );
     Ok(())
+}
+
+/// "1 record", "2 records".
+fn count(records: u64) -> String {
+    match records {
+        1 => "1 record".to_owned(),
+        n => format!("{n} records"),
+    }
 }
 
 fn now_rfc3339() -> String {
