@@ -60,6 +60,7 @@ pub use error::ClusterError;
 pub use flusher::Flusher;
 pub use log_store::KvLogStore;
 pub use node::{REQUEST_DEADLINE, RaftNode};
+pub use node::{RestoredSnapshot, restore_snapshot};
 /// The peer payload codec, for the fuzz targets and property tests only.
 #[doc(hidden)]
 pub use peer::fuzzing;

@@ -31,7 +31,7 @@ const MEMBERSHIP_KEY: &[u8] = b"raft_membership";
 /// How far into an entry's commands the state is: `(log index, commands applied)`,
 /// written with each command but the last, removed with the entry's position.
 const PROGRESS_KEY: &[u8] = b"raft_apply_progress";
-const SNAPSHOT_KEY: &[u8] = b"current";
+pub(crate) const SNAPSHOT_KEY: &[u8] = b"current";
 
 type StorageResult<T> = Result<T, StorageError<u64>>;
 type Membership = StoredMembership<u64, openraft::BasicNode>;
@@ -57,6 +57,16 @@ struct StoredSnapshot {
 /// Decodes a snapshot as kept in space `Snapshot`, checking its CRC.
 pub(crate) fn check_stored_snapshot(bytes: &[u8]) -> Result<(), openraft::AnyError> {
     decode_checked::<StoredSnapshot>(bytes).map(|_| ())
+}
+
+/// The metadata and body of a stored snapshot (space `Snapshot`), checksum checked.
+pub(crate) fn open_stored_snapshot(
+    bytes: &[u8],
+) -> Result<(SnapshotMeta<u64, openraft::BasicNode>, Vec<u8>), openraft::AnyError> {
+    let stored: StoredSnapshot = decode_checked(bytes)?;
+    // The body must decode too: a restore refuses a damaged one before writing.
+    decode_checked::<SnapshotData>(&stored.data)?;
+    Ok((stored.meta, stored.data))
 }
 
 /// The state machine of one node on a [`KvBackend`].

@@ -97,6 +97,30 @@ pub trait Replicator: Send + Sync + Debug + 'static {
     /// reader of the local state (an events consumer) waits for something new without
     /// polling. It never resolves on a node that stopped applying.
     fn applied_past(&self, index: u64) -> BoxFuture<'static, u64>;
+
+    /// A snapshot of this node's whole replicated state, made now (after everything it
+    /// has applied): what `micro cluster snapshot` saves and `micro-node restore` puts
+    /// into a new data directory. Replicators that keep no Raft snapshots refuse.
+    fn snapshot(&self) -> BoxFuture<'static, Result<StateSnapshot, ReplicaError>> {
+        Box::pin(async {
+            Err(ReplicaError::Rejected(
+                "this node keeps no Raft snapshots (in-memory replicator)".to_owned(),
+            ))
+        })
+    }
+}
+
+/// A node's Raft snapshot, as its storage keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateSnapshot {
+    /// The node that made it.
+    pub node_id: u64,
+    /// The last log index it covers.
+    pub index: u64,
+    /// The term of that entry.
+    pub term: u64,
+    /// The stored snapshot (checksummed), for `micro-node restore`.
+    pub bytes: Vec<u8>,
 }
 
 /// How fresh a read must be.

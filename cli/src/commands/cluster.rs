@@ -39,6 +39,16 @@ pub enum ClusterCommand {
         /// The voter to lead
         id: u64,
     },
+    /// Save a Raft snapshot of the node's whole state (a whole-node backup; restore it
+    /// with `micro-node restore`)
+    #[command(
+        after_help = "Example:\n  micro cluster snapshot --destination file:///backups/node.snap"
+    )]
+    Snapshot {
+        /// Where to write it: file:///path or a path
+        #[arg(long)]
+        destination: String,
+    },
 }
 
 pub(crate) async fn run(client: &Client, command: ClusterCommand) -> Result<(), CliError> {
@@ -63,6 +73,9 @@ pub(crate) async fn run(client: &Client, command: ClusterCommand) -> Result<(), 
                 .await
                 .map_err(fail)?;
             Ok(())
+        }
+        ClusterCommand::Snapshot { destination } => {
+            crate::commands::backup::save(client, &destination).await
         }
         ClusterCommand::TransferLeader { id } => {
             let request = pb::TransferLeaderRequest { id };

@@ -1,6 +1,7 @@
 //! The commands of `micro` and the entry points of both binaries.
 
 mod auth;
+pub mod backup;
 pub mod bench;
 pub mod bench_call;
 pub mod bench_events;
@@ -194,7 +195,7 @@ pub struct NodeCli {
     /// Node settings
     #[command(flatten)]
     pub node: NodeArgs,
-    /// Instead of running a node: make TLS certificates
+    /// Instead of running a node: make TLS certificates, or restore a data directory
     #[command(subcommand)]
     pub command: Option<NodeCommand>,
 }
@@ -205,6 +206,11 @@ pub enum NodeCommand {
     /// Make a cluster CA and node certificates for --tls-cert, --tls-key and --tls-ca
     #[command(subcommand)]
     Certs(certs::CertsCommand),
+    /// Make a new data directory from a `micro cluster snapshot` file
+    #[command(
+        after_help = "Example:\n  micro-node restore --source node.snap --data-dir /var/lib/micro/data --node-id 2"
+    )]
+    Restore(backup::RestoreArgs),
 }
 
 /// The commands of `micro` (what a misspelled word is compared with).
@@ -324,6 +330,7 @@ pub fn node_main() -> ExitCode {
     };
     match cli.command {
         Some(NodeCommand::Certs(command)) => finish(certs::run(command)),
+        Some(NodeCommand::Restore(args)) => finish(rt.block_on(backup::restore(args))),
         None => finish(rt.block_on(server::run(cli.node))),
     }
 }

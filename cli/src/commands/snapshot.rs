@@ -72,48 +72,67 @@ pub fn file_path(location: &str) -> Result<PathBuf, CliError> {
     }
 }
 
-/// Encodes a snapshot file.
-pub fn encode(header: &SnapshotHeader, entries: &[pb::SnapshotEntry]) -> Vec<u8> {
-    let mut out = format!("{MAGIC} {SNAPSHOT_FORMAT}\n").into_bytes();
-    // A header of strings and a number always serializes.
+/// A file of ours: `MAGIC VERSION\n`, a JSON header line, the body, and a CRC-32
+/// (big-endian) of everything before it.
+pub(crate) fn frame(magic: &str, version: u32, header: &impl Serialize, body: &[u8]) -> Vec<u8> {
+    let mut out = format!("{magic} {version}\n").into_bytes();
+    // Headers are strings and numbers: they always serialize.
     out.extend(serde_json::to_vec(header).unwrap_or_default());
     out.push(b'\n');
-    for entry in entries {
-        out.extend(entry.encode_length_delimited_to_vec());
-    }
+    out.extend_from_slice(body);
     let crc = crc32fast::hash(&out);
     out.extend(crc.to_be_bytes());
     out
 }
 
-/// Decodes a snapshot file, refusing anything but a whole, undamaged file in a format
-/// this release reads. The error says what is wrong.
-pub fn decode(bytes: &[u8]) -> Result<SnapshotFile, String> {
-    let (first, rest) = split_line(bytes).ok_or("not a micro store snapshot (no first line)")?;
+/// Opens a [`frame`]d file: its version (at most `newest`), header and body. The format
+/// is checked first, so a newer file is refused by name whatever its layout; then the
+/// checksum, so a cut or damaged file is refused before anything is decoded.
+pub(crate) fn unframe<'a, H: serde::de::DeserializeOwned>(
+    magic: &str,
+    newest: u32,
+    bytes: &'a [u8],
+) -> Result<(u32, H, &'a [u8]), String> {
+    let (first, rest) = split_line(bytes).ok_or_else(|| format!("not a {magic} file"))?;
     let version = std::str::from_utf8(first)
         .ok()
-        .and_then(|line| line.strip_prefix(MAGIC))
+        .and_then(|line| line.strip_prefix(magic))
         .and_then(|v| v.strip_prefix(' '))
-        .ok_or("not a micro store snapshot (its first line is not \"micro-store-snapshot N\")")?;
+        .ok_or_else(|| format!("not a {magic} file (its first line is not \"{magic} N\")"))?;
     let version: u32 = version
         .parse()
-        .map_err(|_| format!("snapshot format {version:?} is not a number"))?;
-    if version > SNAPSHOT_FORMAT || version == 0 {
+        .map_err(|_| format!("{magic} format {version:?} is not a number"))?;
+    if version > newest || version == 0 {
         return Err(format!(
-            "snapshot format {version} is newer than this micro reads ({SNAPSHOT_FORMAT}): \
-             restore it with the release that wrote it, or a newer one"
+            "{magic} format {version} is newer than this release reads ({newest}): use the \
+             release that wrote it, or a newer one"
         ));
     }
     let (body, crc) = bytes
         .split_last_chunk::<4>()
-        .ok_or("the snapshot is cut short (no checksum)")?;
+        .ok_or("the file is cut short (no checksum)")?;
     if crc32fast::hash(body) != u32::from_be_bytes(*crc) {
-        return Err("the snapshot is damaged or cut short (checksum mismatch)".to_owned());
+        return Err("the file is damaged or cut short (checksum mismatch)".to_owned());
     }
     let rest = &rest[..rest.len().saturating_sub(4)];
-    let (header, mut rest) = split_line(rest).ok_or("the snapshot has no header")?;
-    let header: SnapshotHeader =
-        serde_json::from_slice(header).map_err(|e| format!("the snapshot's header: {e}"))?;
+    let (header, body) = split_line(rest).ok_or("the file has no header")?;
+    let header = serde_json::from_slice(header).map_err(|e| format!("the file's header: {e}"))?;
+    Ok((version, header, body))
+}
+
+/// Encodes a store snapshot file.
+pub fn encode(header: &SnapshotHeader, entries: &[pb::SnapshotEntry]) -> Vec<u8> {
+    let body: Vec<u8> = entries
+        .iter()
+        .flat_map(Message::encode_length_delimited_to_vec)
+        .collect();
+    frame(MAGIC, SNAPSHOT_FORMAT, header, &body)
+}
+
+/// Decodes a store snapshot file, refusing anything but a whole, undamaged file in a
+/// format this release reads. The error says what is wrong.
+pub fn decode(bytes: &[u8]) -> Result<SnapshotFile, String> {
+    let (_, header, mut rest): (_, SnapshotHeader, _) = unframe(MAGIC, SNAPSHOT_FORMAT, bytes)?;
     let mut entries = Vec::new();
     while !rest.is_empty() {
         let entry = pb::SnapshotEntry::decode_length_delimited(&mut rest)
@@ -245,7 +264,8 @@ fn count(records: u64) -> String {
     }
 }
 
-fn now_rfc3339() -> String {
+/// Now, as RFC 3339 (UTC).
+pub(crate) fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -295,7 +315,7 @@ mod tests {
         assert!(
             decode(b"PK\x03\x04 zip file\n")
                 .unwrap_err()
-                .contains("not a micro store snapshot")
+                .contains("not a micro-store-snapshot file")
         );
     }
 

@@ -225,3 +225,137 @@ fn a_data_dir_of_a_newer_format_is_refused_by_name_and_left_as_it_was() {
     let node = Node::start(&data);
     assert_eq!(ok(&node.micro(&["store", "read", "kept"])), "yes\n");
 }
+
+/// Runs `micro-node restore` with `args`.
+fn restore_node(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_micro-node"))
+        .arg("restore")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_whole_node_snapshot_rebuilds_the_cluster_as_it_was() {
+    let peers = peer_list();
+    let start_all = |dirs: &[tempfile::TempDir]| -> Vec<Node> {
+        (0..3)
+            .map(|i| {
+                let id = (i + 1).to_string();
+                Node::start_with(dirs[i].path(), &["--node-id", &id, "--peers", &peers])
+            })
+            .collect()
+    };
+    let old_dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let old = start_all(&old_dirs);
+    wait_leader(&old[0]);
+    ok(&old[0].micro(&["store", "write", "kept", "yes"]));
+    ok(&old[0].micro(&[
+        "store",
+        "write",
+        "row",
+        "1",
+        "--database",
+        "app",
+        "--table",
+        "t",
+    ]));
+    ok(&old[1].micro(&["config", "set", "feature.flag", "true"]));
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("node.snap");
+    // From a follower or the leader alike: each member holds the whole state.
+    let said = ok(&old[2].micro(&[
+        "cluster",
+        "snapshot",
+        "--destination",
+        file.to_str().unwrap(),
+    ]));
+    assert!(said.contains("snapshot of node 3"), "{said}");
+    ok(&old[0].micro(&["store", "write", "later", "not in the snapshot"]));
+    drop(old);
+
+    let new_dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    refusals(&file, &new_dirs[0].path().join("data"), old_dirs[0].path());
+    restore_all(&file, &new_dirs);
+    let new = start_all(&new_dirs);
+    wait_leader(&new[1]);
+    assert_eq!(ok(&new[1].micro(&["store", "read", "kept"])), "yes\n");
+    assert_eq!(
+        ok(&new[2].micro(&["store", "read", "row", "--database", "app", "--table", "t"])),
+        "1\n"
+    );
+    assert_eq!(
+        ok(&new[0].micro(&["config", "get", "feature.flag"])).trim(),
+        "true"
+    );
+    fails(&new[0].micro(&["store", "read", "later"]), 127);
+    // And the restored cluster takes writes.
+    ok(&new[0].micro(&["store", "write", "after-restore", "ok"]));
+    assert_eq!(
+        ok(&new[2].micro(&["store", "read", "after-restore"])),
+        "ok\n"
+    );
+}
+
+/// A damaged file, or an occupied directory: refused, nothing written.
+fn refusals(file: &std::path::Path, target: &std::path::Path, occupied_dir: &std::path::Path) {
+    let mut damaged = std::fs::read(file).unwrap();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 1;
+    let bad = file.with_extension("bad");
+    std::fs::write(&bad, damaged).unwrap();
+    let bad_run = restore_node(&[
+        "--source",
+        bad.to_str().unwrap(),
+        "--data-dir",
+        target.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&bad_run.stderr);
+    assert!(
+        !bad_run.status.success() && err.contains("checksum"),
+        "{err}"
+    );
+    assert!(
+        !target.exists(),
+        "a refused restore made {}",
+        target.display()
+    );
+    let occupied = restore_node(&[
+        "--source",
+        file.to_str().unwrap(),
+        "--data-dir",
+        occupied_dir.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&occupied.stderr);
+    assert!(
+        !occupied.status.success() && err.contains("not empty"),
+        "{err}"
+    );
+}
+
+/// Restores one directory per member from `file`, each with its own id.
+fn restore_all(file: &std::path::Path, dirs: &[tempfile::TempDir]) {
+    for (i, dir) in dirs.iter().enumerate() {
+        let id = (i + 1).to_string();
+        let out = restore_node(&[
+            "--source",
+            file.to_str().unwrap(),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--node-id",
+            &id,
+        ]);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            said.contains(&format!("restored node {id}"))
+                && said.contains("--node-id 3 --peer-addr"),
+            "{said}"
+        );
+    }
+}

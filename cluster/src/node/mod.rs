@@ -12,10 +12,14 @@
 //!     --standby                    -> wait to be added (`micro cluster add-node`)
 //! ```
 
+mod backup;
 mod batcher;
 mod membership;
 mod propose;
 mod status;
+
+pub use backup::{RestoredSnapshot, restore_snapshot};
+pub(crate) use status::fatal_error;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};

@@ -11,7 +11,7 @@ use openraft::error::Fatal;
 use crate::RaftNode;
 
 /// The replica error of a fatal Raft error.
-pub(super) fn fatal_error(fatal: Fatal<u64>) -> ReplicaError {
+pub(crate) fn fatal_error(fatal: Fatal<u64>) -> ReplicaError {
     match fatal {
         Fatal::Stopped => ReplicaError::ShuttingDown,
         other => ReplicaError::Fatal(other.to_string()),
@@ -35,6 +35,13 @@ impl Replicator for RaftNode {
     ) -> BoxFuture<'static, Result<(), ReplicaError>> {
         let node = self.clone();
         Box::pin(async move { Self::change_membership(&node, change).await })
+    }
+
+    fn snapshot(
+        &self,
+    ) -> BoxFuture<'static, Result<micro_core::replicator::StateSnapshot, ReplicaError>> {
+        let node = self.clone();
+        Box::pin(async move { node.fresh_snapshot().await })
     }
 
     fn applied_past(&self, index: u64) -> BoxFuture<'static, u64> {

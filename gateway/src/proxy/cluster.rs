@@ -70,6 +70,55 @@ impl Cluster for ClusterService {
         self.change(MembershipChange::TransferLeader { id }).await?;
         Ok(Response::new(pb::TransferLeaderResponse {}))
     }
+
+    type SnapshotStream = SnapshotStream;
+
+    async fn snapshot(
+        &self,
+        request: Request<pb::SnapshotRequest>,
+    ) -> Result<Response<SnapshotStream>, Status> {
+        // The whole state: every namespace's accounts, records and secrets.
+        require_admin(&request, &Namespace::default(), "cluster")?;
+        let snapshot = self
+            .replicator
+            .snapshot()
+            .await
+            .map_err(|err| micro_proto::status_from_error("cluster", &err))?;
+        let chunks = snapshot_chunks(&snapshot);
+        Ok(Response::new(Box::pin(futures::stream::iter(
+            chunks.into_iter().map(Ok),
+        ))))
+    }
+}
+
+/// The size of each chunk of a streamed snapshot.
+const SNAPSHOT_CHUNK_LEN: usize = 1 << 20;
+
+type SnapshotStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::SnapshotChunk, Status>> + Send>>;
+
+/// Cuts a snapshot into chunks; the first carries its position and size.
+fn snapshot_chunks(snapshot: &micro_core::replicator::StateSnapshot) -> Vec<pb::SnapshotChunk> {
+    let size = u64::try_from(snapshot.bytes.len()).unwrap_or(u64::MAX);
+    let mut chunks: Vec<pb::SnapshotChunk> = snapshot
+        .bytes
+        .chunks(SNAPSHOT_CHUNK_LEN)
+        .map(|data| pb::SnapshotChunk {
+            data: data.to_vec(),
+            ..pb::SnapshotChunk::default()
+        })
+        .collect();
+    if chunks.is_empty() {
+        chunks.push(pb::SnapshotChunk::default());
+    }
+    if let Some(first) = chunks.first_mut() {
+        first.node_id = snapshot.node_id;
+        first.index = snapshot.index;
+        first.term = snapshot.term;
+        first.size = size;
+        first.data_format = micro_core::kv::format::DATA_FORMAT;
+    }
+    chunks
 }
 
 impl ClusterService {
