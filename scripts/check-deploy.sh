@@ -3,7 +3,7 @@
 #   - the kustomize base renders (kubectl kustomize) and every object passes the
 #     Kubernetes schema, strictly, plus the essentials (scripts/check_deploy.py);
 #   - the compose file and the Dockerfile have what docs/DEPLOY.md promises, and
-#     `docker compose config` accepts the compose file where Docker Compose is installed;
+#     `docker compose config` (or docker-compose) accepts the compose file;
 #   - the systemd unit passes `systemd-analyze verify` with no warning, and the example
 #     node configs load as micro-node loads them (a cargo test: node::config).
 # Needs python3 with kubernetes-validate (deploy/requirements.txt; .ci/run installs it).
@@ -27,11 +27,19 @@ else
 fi
 python3 scripts/check_deploy.py "$work/rendered.yaml"
 
+# Compose's own schema check: the plugin where Docker has it, else Debian's
+# docker-compose (1.29, which .ci/run installs); both refuse unknown keys.
 if docker compose version >/dev/null 2>&1; then
-  MICRO_ADMIN_PASSWORD=check docker compose -f deploy/docker/docker-compose.yml config --quiet
-  echo "docker compose config: ok"
+  compose=(docker compose)
+elif command -v docker-compose >/dev/null 2>&1; then
+  compose=(docker-compose)
 else
+  compose=()
   echo "docker compose not installed: compose file checked by check_deploy.py only" >&2
+fi
+if ((${#compose[@]})); then
+  MICRO_ADMIN_PASSWORD=check "${compose[@]}" -f deploy/docker/docker-compose.yml config --quiet
+  echo "${compose[*]} config: ok"
 fi
 
 if command -v systemd-analyze >/dev/null 2>&1; then
