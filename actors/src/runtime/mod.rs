@@ -151,21 +151,26 @@ impl RuntimeHandle {
     /// The same runtime, also building and running uploaded crates on `host`.
     #[must_use]
     pub fn with_processes(self, host: ProcessHost) -> Self {
-        let inner = &self.inner;
         #[cfg_attr(not(feature = "kubernetes"), allow(unused_mut))]
-        let mut new = Self::build(
+        let mut new = self.rebuilt(Some(host));
+        #[cfg(feature = "kubernetes")]
+        if let Some(kube) = &self.inner.kube {
+            new = new.with_kubernetes(kube.clone());
+        }
+        new
+    }
+
+    /// A new handle on the same replicator, registry, router and builtins, with `host`.
+    fn rebuilt(&self, host: Option<ProcessHost>) -> Self {
+        let inner = &self.inner;
+        Self::build(
             inner.replicator.clone(),
             inner.registry.clone(),
             inner.router.clone(),
             inner.builtins.clone(),
             inner.node_id,
-            Some(host),
-        );
-        #[cfg(feature = "kubernetes")]
-        if let Some(kube) = &inner.kube {
-            new = new.with_kubernetes(kube.clone());
-        }
-        new
+            host,
+        )
     }
 
     /// The same runtime, running uploaded crates (built as ever) as Kubernetes
@@ -174,15 +179,7 @@ impl RuntimeHandle {
     #[cfg(feature = "kubernetes")]
     #[must_use]
     pub fn with_kubernetes(self, kube: Arc<kube::KubeRuntime>) -> Self {
-        let inner = &self.inner;
-        let mut new = Self::build(
-            inner.replicator.clone(),
-            inner.registry.clone(),
-            inner.router.clone(),
-            inner.builtins.clone(),
-            inner.node_id,
-            inner.host.clone(),
-        );
+        let mut new = self.rebuilt(self.inner.host.clone());
         Arc::get_mut(&mut new.inner)
             .expect("a handle just built is not shared yet")
             .kube = Some(kube);
