@@ -16,8 +16,14 @@ SIM_CI_RELEASE_SEEDS ?= 300
 ## cli/tests/system/t97_runtime.rs builds for real: that user must be able to run the
 ## toolchain under $HOME, so the home directory gets the search bit for others (its
 ## listing stays private).
+## The same holds for the checkout (t97's crate depends on its framework/ by path): a
+## clone under `mktemp -d` (mode 0700) gets the search bit on it and its parents.
 toolchain-access:
-	@if [ "$$(id -u)" = 0 ]; then chmod o+x "$$HOME"; fi
+	@if [ "$$(id -u)" = 0 ]; then \
+	  chmod o+x "$$HOME"; \
+	  dir="$(CURDIR)"; \
+	  while [ "$$dir" != / ]; do chmod o+x "$$dir"; dir=$$(dirname "$$dir"); done; \
+	fi
 
 ## The README's test command: formatting, lints, tests and doc tests, docs.
 test: verify
