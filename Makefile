@@ -16,11 +16,13 @@ SIM_CI_RELEASE_SEEDS ?= 300
 ## cli/tests/system/t97_runtime.rs builds for real: that user must be able to run the
 ## toolchain under $HOME, so the home directory gets the search bit for others (its
 ## listing stays private).
-## The same holds for the checkout (t97's crate depends on its framework/ by path): a
-## clone under `mktemp -d` (mode 0700) gets the search bit on it and its parents.
+## The same holds for the checkout (t97's crate depends on its framework/ by path, and
+## cargo lists the checkout's root to find its git repository): a clone under
+## `mktemp -d` (mode 0700) gets read and search on its root and search on its parents.
 toolchain-access:
 	@if [ "$$(id -u)" = 0 ]; then \
 	  chmod o+x "$$HOME"; \
+	  chmod o+rx "$(CURDIR)"; \
 	  dir="$(CURDIR)"; \
 	  while [ "$$dir" != / ]; do chmod o+x "$$dir"; dir=$$(dirname "$$dir"); done; \
 	fi
